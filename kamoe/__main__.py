@@ -1,0 +1,3 @@
+from kamoe.cli import main
+
+raise SystemExit(main())

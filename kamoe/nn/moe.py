@@ -1,0 +1,264 @@
+"""Mixtures of experts: KAMoE (arXiv 2409.15161) and MLP-KAN (arXiv 2410.03027).
+
+KAMoE, as the reference code builds it: x~ = x * W (elementwise, W initialised to ones) feeds
+both the experts and the gate; the gate sees ReLU(Dense(x~)) per time step, at the last step or
+flattened; alpha = gate(.) with a sigmoid (reference default) or softmax output; the output is
+sum_e alpha_e * f_e(x~). Plain MoE differs only in the gate (GRN instead of GRKAN).
+
+MLP-KAN: N experts, half MLPs (GELU) and half FasterKANs, routed per token either top-k
+(linear router, softmax, keep k, renormalise: the paper's code) or with Soft-MoE slots (the
+paper's text).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from kamoe.nn.fasterkan import FasterKAN
+from kamoe.nn.gates import GATES, SlotRouter, TopKRouter
+from kamoe.nn.kan import KANLinear
+
+# ---------------------------------------------------------------------------- experts
+
+
+class DenseExpert(nn.Module):
+    """Dense(units) followed by an activation (the reference MLP expert)."""
+
+    def __init__(self, d_in: int, units: int, activation: str = "relu") -> None:
+        super().__init__()
+        self.linear = nn.Linear(d_in, units)
+        self.act = {"relu": nn.ReLU(), "gelu": nn.GELU(), "silu": nn.SiLU(),
+                    "tanh": nn.Tanh(), "identity": nn.Identity()}[activation]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.linear(x))
+
+
+class RNNExpert(nn.Module):
+    """A GRU or LSTM layer; returns the whole sequence or only the last hidden state."""
+
+    def __init__(self, cell: str, d_in: int, units: int, return_sequences: bool = True) -> None:
+        super().__init__()
+        if cell not in ("gru", "lstm"):
+            raise ValueError(f"cell must be 'gru' or 'lstm', got {cell!r}")
+        self.cell = cell
+        self.return_sequences = return_sequences
+        self.rnn = (nn.GRU if cell == "gru" else nn.LSTM)(d_in, units, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x)
+        return out if self.return_sequences else out[:, -1, :]
+
+
+def make_expert(kind: str, d_in: int, units: int, *, return_sequences: bool = True,
+                **kan_kwargs) -> nn.Module:
+    """One expert of the given kind: 'mlp', 'kan', 'gru' or 'lstm'."""
+    if kind == "mlp":
+        return DenseExpert(d_in, units)
+    if kind == "kan":
+        return KANLinear(d_in, units, **kan_kwargs)
+    if kind in ("gru", "lstm"):
+        return RNNExpert(kind, d_in, units, return_sequences=return_sequences)
+    raise ValueError(f"expert must be one of 'mlp', 'kan', 'gru', 'lstm', got {kind!r}")
+
+
+# ---------------------------------------------------------------------------- KAMoE
+
+
+class KAMoE(nn.Module):
+    """Dense mixture of E copies of an expert, weighted by a GRKAN (or GRN / linear) gate."""
+
+    def __init__(
+        self,
+        expert: Callable[[], nn.Module],
+        n_experts: int,
+        input_shape: tuple[int, ...],
+        units: int,
+        gate: str = "grkan",
+        gate_activation: str = "sigmoid",
+        gate_input: str = "auto",
+        dropout: float = 0.0,
+        **gate_kwargs,
+    ) -> None:
+        super().__init__()
+        if n_experts < 1:
+            raise ValueError(f"n_experts must be >= 1, got {n_experts}")
+        if gate not in GATES:
+            raise ValueError(f"gate must be one of {sorted(GATES)}, got {gate!r}")
+        if gate_activation not in ("sigmoid", "softmax"):
+            raise ValueError(
+                f"gate_activation must be 'sigmoid' or 'softmax', got {gate_activation!r}"
+            )
+        self.n_experts = n_experts
+        self.input_shape = tuple(input_shape)
+        self.units = units
+        self.gate_kind = gate
+        self.gate_activation = gate_activation
+        # Independently initialised copies of one architecture (reference: clone_model).
+        first = expert()
+        self.experts = nn.ModuleList([first] + [_fresh_copy(first) for _ in range(n_experts - 1)])
+        self.input_weight = nn.Parameter(torch.ones(1, *self.input_shape))  # paper eq. (1)
+        self.gate_input = self._resolve_gate_input(gate_input, first)
+        d_feat = self.input_shape[-1]
+        if self.gate_input == "flatten":
+            d_feat = int(torch.tensor(self.input_shape).prod())
+        self.gate_dense = nn.Linear(d_feat, units)
+        self.gate = GATES[gate](units, n_experts, activation=gate_activation, dropout=dropout,
+                                **gate_kwargs)
+        self.last_gate_weights: torch.Tensor | None = None
+
+    def _resolve_gate_input(self, mode: str, expert: nn.Module) -> str:
+        """Reference rules: per step if the expert keeps the time axis, else last step/flatten."""
+        if mode not in ("auto", "per_step", "last", "flatten", "tabular"):
+            raise ValueError(
+                f"gate_input must be 'auto', 'per_step', 'last' or 'flatten', got {mode!r}"
+            )
+        if len(self.input_shape) == 1:
+            return "tabular"
+        if mode != "auto":
+            return mode
+        if isinstance(expert, RNNExpert):
+            return "per_step" if expert.return_sequences else "last"
+        return "flatten"
+
+    def gate_weights(self, x_tilde: torch.Tensor) -> torch.Tensor:
+        """alpha, shape (B, E) or (B, T, E) for per-step gating."""
+        if self.gate_input == "last":
+            h = x_tilde[:, -1, :]
+        elif self.gate_input == "flatten":
+            h = x_tilde.reshape(x_tilde.size(0), -1)
+        else:
+            h = x_tilde
+        return self.gate(torch.relu(self.gate_dense(h)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_tilde = x * self.input_weight
+        outputs = torch.stack([f(x_tilde) for f in self.experts], dim=-1)  # (..., units, E)
+        alpha = self.gate_weights(x_tilde)
+        self.last_gate_weights = alpha.detach()
+        while alpha.dim() < outputs.dim():  # broadcast over the unit axis
+            alpha = alpha.unsqueeze(-2)
+        return (outputs * alpha).sum(-1)
+
+
+def _fresh_copy(module: nn.Module) -> nn.Module:
+    """A deep copy of module with every parameter re-initialised."""
+    clone = copy.deepcopy(module)
+    for m in clone.modules():
+        if m is not clone and hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    if hasattr(clone, "reset_parameters"):
+        clone.reset_parameters()
+    return clone
+
+
+# ---------------------------------------------------------------------------- MLP-KAN
+
+
+class MLPExpert(nn.Module):
+    """Representation expert: Linear -> GELU -> Linear (timm Mlp as used by MLP-KAN)."""
+
+    def __init__(self, d_in: int, hidden: int, d_out: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(d_in, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, d_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class MLPKANMoE(nn.Module):
+    """N experts (MLP "representation" + FasterKAN "function" experts) routed per token."""
+
+    def __init__(
+        self,
+        d_in: int,
+        d_out: int,
+        hidden: int = 32,
+        n_experts: int = 8,
+        n_kan: int | None = None,
+        k: int = 2,
+        routing: str = "topk",
+        slots_per_expert: int = 1,
+        kan_norm: str = "layernorm",
+        load_balance: bool = False,
+    ) -> None:
+        super().__init__()
+        if n_experts < 1:
+            raise ValueError(f"n_experts must be >= 1, got {n_experts}")
+        n_kan = n_experts // 2 if n_kan is None else n_kan
+        if not 0 <= n_kan <= n_experts:
+            raise ValueError(f"n_kan must be between 0 and n_experts={n_experts}, got {n_kan}")
+        if routing not in ("topk", "slots"):
+            raise ValueError(f"routing must be 'topk' or 'slots', got {routing!r}")
+        self.routing = routing
+        self.n_experts = n_experts
+        self.load_balance = load_balance
+        kan_hidden = max(1, hidden // 2)
+        self.expert_kinds = ["mlp"] * (n_experts - n_kan) + ["kan"] * n_kan
+        self.experts = nn.ModuleList(
+            MLPExpert(d_in, hidden, d_out) if kind == "mlp"
+            else FasterKAN([d_in, kan_hidden, d_out], norm=kan_norm)
+            for kind in self.expert_kinds
+        )
+        if routing == "topk":
+            self.router = TopKRouter(d_in, n_experts, k)
+        else:
+            self.router = SlotRouter(d_in, n_experts, slots_per_expert)
+        self.d_out = d_out
+        self.aux_loss = torch.zeros(())
+        # Routing record of the last forward (detached): probs (N, E), chosen (N, k) or (N, 1).
+        self.last_router_probs: torch.Tensor | None = None
+        self.last_chosen: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, d) rows or (B, n, d) token sets -> same leading shape with d_out features."""
+        squeeze = x.dim() == 2
+        tokens = x.unsqueeze(1) if squeeze else x
+        if self.routing == "topk":
+            out = self._forward_topk(tokens)
+        else:
+            out = self._forward_slots(tokens)
+        return out.squeeze(1) if squeeze else out
+
+    def _forward_topk(self, tokens: torch.Tensor) -> torch.Tensor:
+        B, n, d = tokens.shape
+        flat = tokens.reshape(-1, d)
+        probs, top_i, top_w = self.router(flat)
+        out = flat.new_zeros(flat.size(0), self.d_out)
+        for e, expert in enumerate(self.experts):
+            rows, slot = torch.nonzero(top_i == e, as_tuple=True)
+            if rows.numel() == 0:
+                continue
+            out.index_add_(0, rows, expert(flat[rows]) * top_w[rows, slot].unsqueeze(-1))
+        if self.load_balance:
+            # Switch Transformer: E * sum_e (share of routed slots to e) * (mean prob of e).
+            share = torch.zeros(self.n_experts, device=flat.device)
+            share.scatter_add_(0, top_i.reshape(-1), torch.ones(top_i.numel(), device=flat.device))
+            share = share / top_i.numel()
+            self.aux_loss = self.n_experts * (share * probs.mean(0)).sum()
+        self.last_router_probs = probs.detach().reshape(B, n, -1)
+        self.last_chosen = top_i.detach().reshape(B, n, -1)
+        return out.reshape(B, n, self.d_out)
+
+    def _forward_slots(self, tokens: torch.Tensor) -> torch.Tensor:
+        B, n, d = tokens.shape
+        dispatch, combine = self.router(tokens)  # (B, n, E*S) each
+        slot_in = dispatch.transpose(1, 2) @ tokens  # (B, E*S, d)
+        S = self.router.slots_per_expert
+        slot_out = torch.cat(
+            [expert(slot_in[:, e * S:(e + 1) * S].reshape(-1, d)).reshape(B, S, self.d_out)
+             for e, expert in enumerate(self.experts)], dim=1)
+        out = combine @ slot_out  # (B, n, d_out)
+        per_expert = combine.reshape(B, n, self.n_experts, S).sum(-1)
+        if self.load_balance:
+            mean = per_expert.mean(dim=(0, 1))
+            self.aux_loss = self.n_experts * (mean * mean).sum()
+        self.last_router_probs = per_expert.detach()
+        self.last_chosen = per_expert.detach().argmax(-1, keepdim=True)
+        return out
