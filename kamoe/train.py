@@ -1,0 +1,464 @@
+"""One training loop for every registry model, plus metrics, prediction, saving and loading.
+
+``fit(model, dataset, TrainConfig(...), callback=..., stop=...)`` returns a ``History``.
+Adam/AdamW (mini-batch or full batch) or LBFGS (full batch); early stopping on a validation
+split with best-weight restore; reduce-on-plateau; KAN grid updates from samples during the first
+epochs; KAN sparsity regularisation; a progress callback; a stop flag honoured within one epoch;
+a NaN/Inf guard that stops, restores the best weights and says what happened.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from kamoe.data.dataset import Affine, Dataset
+from kamoe.models import Model, build
+from kamoe.nn.kan import KANLinear
+
+
+class TrainingError(ValueError):
+    """A training setting or saved-model problem the user can fix; the message says how."""
+
+
+@dataclass
+class TrainConfig:
+    """Training hyper-parameters (all plain values, so a config can be saved and shown)."""
+
+    epochs: int = 200
+    optimizer: str = "adam"  # "adam", "adamw" or "lbfgs"
+    lr: float = 1e-2
+    batch_size: int | None = 128  # None: full batch (always full batch for LBFGS)
+    weight_decay: float = 0.0
+    val_fraction: float = 0.2
+    patience: int | None = 30  # early stopping (epochs without val improvement); None: off
+    min_delta: float = 1e-7
+    plateau_patience: int | None = 10  # reduce-on-plateau; None: off
+    plateau_factor: float = 0.25
+    min_lr: float = 2.5e-5
+    grid_update_epochs: int = 0  # refit KAN grids to samples at the start of these epochs
+    grid_update_every: int = 5
+    sparsity: float = 0.0  # KAN L1 + entropy regularisation weight (lambda)
+    entropy_weight: float = 1.0  # mu_2 relative to the L1 term
+    aux_weight: float = 0.01  # weight of MoE load-balancing losses (when enabled in the model)
+    lbfgs_iter: int = 10  # LBFGS iterations per epoch
+    max_seconds: float | None = None
+    seed: int = 0
+
+    def validate(self) -> TrainConfig:
+        """Raise TrainingError naming any silly value."""
+        if self.optimizer not in ("adam", "adamw", "lbfgs"):
+            raise TrainingError(
+                f"optimizer must be 'adam', 'adamw' or 'lbfgs', got {self.optimizer!r}"
+            )
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise TrainingError(f"epochs must be a positive integer, got {self.epochs!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise TrainingError(f"lr (learning rate) must be a positive number, got {self.lr!r}")
+        if self.lr > 10:
+            raise TrainingError(f"lr={self.lr} is far too large; try 1e-3 to 1e-1 (or 1 for LBFGS)")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise TrainingError(f"batch_size must be >= 1 or None, got {self.batch_size!r}")
+        if not 0 <= self.val_fraction < 0.9:
+            raise TrainingError(f"val_fraction must be in [0, 0.9), got {self.val_fraction!r}")
+        if self.sparsity < 0:
+            raise TrainingError(f"sparsity must be >= 0, got {self.sparsity!r}")
+        return self
+
+
+@dataclass
+class EpochProgress:
+    """What the callback receives after every epoch."""
+
+    epoch: int
+    epochs: int
+    train_loss: float
+    val_loss: float
+    val_metrics: dict[str, float]
+    lr: float
+    elapsed: float
+    model: nn.Module
+
+
+@dataclass
+class History:
+    """The record of one fit: per-epoch losses, why it stopped, and the final test metrics."""
+
+    epochs: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_metrics: list[dict[str, float]] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    elapsed: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped: str = "completed"  # completed, early_stopping, stopped, diverged, time_limit
+    message: str = ""
+    seconds: float = 0.0
+    metrics: dict[str, float] = field(default_factory=dict)  # test set, original units
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> History:
+        return History(**d)
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """R^2 (averaged over outputs), RMSE and MAE."""
+    y_true = np.asarray(y_true, dtype=float).reshape(len(y_true), -1)
+    y_pred = np.asarray(y_pred, dtype=float).reshape(len(y_pred), -1)
+    ss_res = ((y_true - y_pred) ** 2).sum(0)
+    ss_tot = ((y_true - y_true.mean(0)) ** 2).sum(0)
+    r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), 0.0)
+    return {"r2": float(r2.mean()), "rmse": float(np.sqrt(((y_true - y_pred) ** 2).mean())),
+            "mae": float(np.abs(y_true - y_pred).mean())}
+
+
+def classification_metrics(y_true: np.ndarray, logits: np.ndarray) -> dict[str, float]:
+    """Accuracy and log-loss from logits."""
+    logits = np.asarray(logits, dtype=float)
+    z = logits - logits.max(1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+    y = np.asarray(y_true).astype(int)
+    return {"accuracy": float((logits.argmax(1) == y).mean()),
+            "log_loss": float(-logp[np.arange(len(y)), y].mean())}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """Model outputs for inputs X in model space (scaled targets or logits)."""
+    was_training = model.training
+    model.eval()
+    out = [model(torch.as_tensor(X[i:i + batch_size], dtype=torch.float32)).numpy()
+           for i in range(0, len(X), batch_size)]
+    model.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, 1))
+
+
+def evaluate(model: nn.Module, dataset: Dataset, split: str = "test") -> dict[str, float]:
+    """Metrics on a split, in original target units."""
+    X = dataset.X_test if split == "test" else dataset.X_train
+    y = dataset.y_test if split == "test" else dataset.y_train
+    out = predict(model, X)
+    if dataset.task == "classification":
+        return classification_metrics(y, out)
+    return regression_metrics(dataset.to_raw_y(y), dataset.to_raw_y(out))
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def set_seed(seed: int) -> None:
+    """Seed python, numpy and torch."""
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def _split_validation(ds: Dataset, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    n = len(ds.X_train)
+    n_val = int(round(n * frac))
+    if frac == 0 or n_val < 2 or n - n_val < 2:
+        idx = np.arange(n)
+        return idx, idx
+    if ds.kind == "sequence":  # chronological, like Keras validation_split
+        return np.arange(n - n_val), np.arange(n - n_val, n)
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def spline_layers(model: nn.Module) -> list[KANLinear]:
+    """B-spline KAN layers in forward order."""
+    return [m for m in model.modules() if isinstance(m, KANLinear)]
+
+
+@torch.no_grad()
+def update_grids(model: nn.Module, X: torch.Tensor) -> int:
+    """Refit every B-spline KAN layer's grid to the inputs it receives from X, in order."""
+    layers = spline_layers(model)
+    was = model.training
+    model.eval()
+    for layer in layers:
+        seen: list[torch.Tensor] = []
+        handle = layer.register_forward_pre_hook(lambda m, a: seen.append(a[0].detach()))
+        try:
+            model(X)
+        finally:
+            handle.remove()
+        if seen:
+            layer.update_grid(torch.cat([s.reshape(-1, layer.in_features) for s in seen]))
+    model.train(was)
+    return len(layers)
+
+
+class _InputRecorder:
+    """Forward hooks keeping each KAN layer's latest input (for the sample-based penalty)."""
+
+    def __init__(self, layers: list[KANLinear]) -> None:
+        self.inputs: dict[int, torch.Tensor] = {}
+        self.handles = [
+            layer.register_forward_pre_hook(self._hook(i)) for i, layer in enumerate(layers)
+        ]
+        self.layers = layers
+
+    def _hook(self, i: int):
+        def hook(module, args):
+            self.inputs[i] = args[0]
+        return hook
+
+    def penalty(self, entropy_weight: float, max_rows: int = 512) -> torch.Tensor:
+        total = torch.zeros(())
+        for i, layer in enumerate(self.layers):
+            if i in self.inputs:
+                x = self.inputs[i].reshape(-1, layer.in_features)[:max_rows]
+                total = total + layer.regularization_loss(x, 1.0, entropy_weight)
+        return total
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+# ---------------------------------------------------------------------------- fit
+
+
+def fit(
+    model: nn.Module,
+    dataset: Dataset,
+    config: TrainConfig | None = None,
+    callback: Callable[[EpochProgress], None] | None = None,
+    stop: Any = None,
+) -> History:
+    """Train ``model`` on ``dataset``; returns the History (the model keeps its best weights).
+
+    ``stop`` is anything with ``is_set()`` (a threading.Event); it is checked after every
+    mini-batch, so a stop request takes effect within one epoch.
+    """
+    cfg = (config or TrainConfig()).validate()
+    set_seed(cfg.seed)
+    classification = dataset.task == "classification"
+    loss_fn: Callable = nn.CrossEntropyLoss() if classification else nn.MSELoss()
+    tr_idx, va_idx = _split_validation(dataset, cfg.val_fraction, cfg.seed)
+    X_all = torch.as_tensor(dataset.X_train, dtype=torch.float32)
+    y_dtype = torch.long if classification else torch.float32
+    y_all = torch.as_tensor(dataset.y_train, dtype=y_dtype)
+    Xtr, ytr, Xva, yva = X_all[tr_idx], y_all[tr_idx], X_all[va_idx], y_all[va_idx]
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "lbfgs":
+        opt: torch.optim.Optimizer = torch.optim.LBFGS(
+            params, lr=cfg.lr, max_iter=cfg.lbfgs_iter, history_size=20,
+            line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-16)
+    elif cfg.optimizer == "adamw":
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    batch = len(Xtr) if (cfg.batch_size is None or cfg.optimizer == "lbfgs") else cfg.batch_size
+    layers = spline_layers(model)
+    recorder = _InputRecorder(layers) if cfg.sparsity > 0 and layers else None
+    aux = getattr(model, "auxiliary_loss", None)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    grid_sample = Xtr[torch.randperm(len(Xtr), generator=gen)[:2000]]
+
+    def objective(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        out = model(xb)
+        loss = loss_fn(out, yb)
+        if recorder is not None:
+            loss = loss + cfg.sparsity * recorder.penalty(cfg.entropy_weight)
+        if aux is not None and cfg.aux_weight:
+            loss = loss + cfg.aux_weight * aux()
+        return loss
+
+    hist = History()
+    best_val, best_state, bad_epochs, plateau = math.inf, _state(model), 0, 0
+    start = time.perf_counter()
+    try:
+        for epoch in range(1, cfg.epochs + 1):
+            if (epoch <= cfg.grid_update_epochs and layers
+                    and (epoch - 1) % max(1, cfg.grid_update_every) == 0):
+                update_grids(model, grid_sample)
+                if cfg.optimizer == "lbfgs":  # curvature history refers to the old basis
+                    opt.state.clear()
+            model.train()
+            total, count, interrupted = 0.0, 0, False
+            if cfg.optimizer == "lbfgs":
+                def closure():
+                    opt.zero_grad()
+                    loss = objective(Xtr, ytr)
+                    loss.backward()
+                    return loss
+                loss = opt.step(closure)
+                total, count = float(loss.detach()) * len(Xtr), len(Xtr)
+            else:
+                order = torch.randperm(len(Xtr), generator=gen)
+                for i in range(0, len(Xtr), batch):
+                    idx = order[i:i + batch]
+                    opt.zero_grad()
+                    loss = objective(Xtr[idx], ytr[idx])
+                    if not torch.isfinite(loss):
+                        total = math.nan
+                        break
+                    loss.backward()
+                    opt.step()
+                    total += loss.item() * len(idx)
+                    count += len(idx)
+                    if stop is not None and stop.is_set():
+                        interrupted = True
+                        break
+            train_loss = total / max(count, 1)
+            val_loss, val_metrics = _validate(model, Xva, yva, loss_fn, dataset, classification)
+            elapsed = time.perf_counter() - start
+            lr = opt.param_groups[0]["lr"]
+            if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+                model.load_state_dict(best_state)
+                hist.stopped = "diverged"
+                hist.message = (
+                    f"Training diverged at epoch {epoch} (the loss became NaN or infinite). "
+                    f"Restored the best weights, from epoch {hist.best_epoch}. Try a smaller "
+                    f"learning rate than {lr:g}" + (", or a smaller sparsity weight"
+                                                    if cfg.sparsity else "") + "."
+                )
+                break
+            hist.epochs.append(epoch)
+            hist.train_loss.append(train_loss)
+            hist.val_loss.append(val_loss)
+            hist.val_metrics.append(val_metrics)
+            hist.lr.append(lr)
+            hist.elapsed.append(elapsed)
+            if val_loss < best_val - cfg.min_delta:
+                best_val, best_state, hist.best_epoch = val_loss, _state(model), epoch
+                bad_epochs, plateau = 0, 0
+            else:
+                bad_epochs += 1
+                plateau += 1
+            if callback is not None:
+                callback(EpochProgress(epoch, cfg.epochs, train_loss, val_loss, val_metrics, lr,
+                                       elapsed, model))
+            if interrupted or (stop is not None and stop.is_set()):
+                hist.stopped, hist.message = "stopped", f"Stopped by request at epoch {epoch}."
+                break
+            if cfg.patience is not None and bad_epochs >= cfg.patience:
+                hist.stopped = "early_stopping"
+                hist.message = (f"Early stopping at epoch {epoch}: no validation improvement "
+                                f"for {cfg.patience} epochs.")
+                break
+            if cfg.max_seconds is not None and elapsed >= cfg.max_seconds:
+                hist.stopped = "time_limit"
+                hist.message = f"Time limit of {cfg.max_seconds:g} s reached at epoch {epoch}."
+                break
+            if (cfg.plateau_patience is not None and plateau >= cfg.plateau_patience
+                    and cfg.optimizer != "lbfgs"):
+                for group in opt.param_groups:
+                    group["lr"] = max(cfg.min_lr, group["lr"] * cfg.plateau_factor)
+                plateau = 0
+    finally:
+        if recorder is not None:
+            recorder.close()
+    if hist.best_epoch:
+        model.load_state_dict(best_state)
+    model.eval()
+    hist.seconds = time.perf_counter() - start
+    hist.metrics = evaluate(model, dataset, "test")
+    return hist
+
+
+def _state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return copy.deepcopy(model.state_dict())
+
+
+@torch.no_grad()
+def _validate(model, Xva, yva, loss_fn, dataset, classification):
+    model.eval()
+    out = torch.cat([model(Xva[i:i + 4096]) for i in range(0, len(Xva), 4096)])
+    loss = float(loss_fn(out, yva))
+    if classification:
+        metrics = classification_metrics(yva.numpy(), out.numpy())
+    else:
+        metrics = regression_metrics(yva.numpy(), out.numpy())
+    return loss, metrics
+
+
+# ---------------------------------------------------------------------------- save / load
+
+_FORMAT = "kamoe-model/1"
+
+
+def save_model(model: Model, path: str | Path, dataset: Dataset | None = None,
+               history: History | None = None, train_config: TrainConfig | None = None) -> Path:
+    """Save as a folder: config.json (architecture, data scaling, history) + weights.pt."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    meta: dict[str, Any] = {"format": _FORMAT, "model": model.config}
+    if dataset is not None:
+        meta["dataset"] = {
+            "name": dataset.name, "task": dataset.task, "kind": dataset.kind,
+            "feature_names": list(dataset.feature_names),
+            "target_names": list(dataset.target_names),
+            "class_names": dataset.class_names,
+            "x_scaling": dataset.x_scaling.to_dict(),
+            "y_scaling": None if dataset.y_scaling is None else dataset.y_scaling.to_dict(),
+            "formula": None if dataset.formula is None else str(dataset.formula),
+        }
+    if history is not None:
+        meta["history"] = history.to_dict()
+    if train_config is not None:
+        meta["train"] = asdict(train_config)
+    (path / "config.json").write_text(json.dumps(meta, indent=2))
+    torch.save(model.state_dict(), path / "weights.pt")
+    return path
+
+
+def load_model(path: str | Path) -> tuple[Model, dict[str, Any]]:
+    """Load a saved model folder (never unpickles arbitrary objects); returns (model, metadata)."""
+    path = Path(path)
+    cfg_file, weights = path / "config.json", path / "weights.pt"
+    if not path.is_dir() or not cfg_file.is_file() or not weights.is_file():
+        raise TrainingError(
+            f"{path} is not a saved kamoe model: expected a folder with config.json and "
+            "weights.pt (as written by `kamoe train --save PATH`)."
+        )
+    try:
+        meta = json.loads(cfg_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise TrainingError(f"{cfg_file} is not valid JSON ({err}); re-save the model.") from err
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+        raise TrainingError(f"{cfg_file} is not a kamoe model config (format {_FORMAT} expected).")
+    conf = dict(meta["model"])
+    try:
+        model = build(conf.pop("name"), conf.pop("input_shape"), conf.pop("output_dim"), **conf)
+    except (KeyError, ValueError, TypeError) as err:
+        raise TrainingError(f"{cfg_file} describes an invalid model: {err}") from err
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except Exception as err:  # corrupted, foreign or mismatched weights: one clear message
+        raise TrainingError(
+            f"{weights} could not be loaded as this model's weights ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:200]}). The file is corrupted or belongs to another "
+            "model; retrain and save again."
+        ) from err
+    model.eval()
+    return model, meta
+
+
+def dataset_scalings(meta: dict[str, Any]) -> tuple[Affine, Affine | None]:
+    """The input/target scalings stored with a saved model."""
+    d = meta["dataset"]
+    y = d.get("y_scaling")
+    return Affine.from_dict(d["x_scaling"]), (None if y is None else Affine.from_dict(y))
