@@ -49,7 +49,8 @@ class Affine:
         return scaled * self.scale + self.offset
 
     def to_dict(self) -> dict[str, list[float]]:
-        return {"offset": np.asarray(self.offset).tolist(), "scale": np.asarray(self.scale).tolist()}
+        return {"offset": np.asarray(self.offset).tolist(),
+                "scale": np.asarray(self.scale).tolist()}
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> Affine:
@@ -78,7 +79,7 @@ class Dataset:
     x_scaling: Affine
     y_scaling: Affine | None = None
     class_names: list[str] | None = None
-    # Ground truth in the RAW variables (sympy expression over sympy.Symbols named as feature_names).
+    # Ground truth in RAW variables (sympy expression over Symbols named as feature_names).
     formula: Any = None
     # Optional known group per sample (true regime, class, ...) for routing breakdowns.
     groups_train: np.ndarray | None = None

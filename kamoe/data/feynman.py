@@ -3,7 +3,8 @@
 Each entry is written out here from the published equations: output name, formula (in sympy syntax,
 sometimes in an algebraically equivalent form, e.g. ``h/(2*pi)`` folded into the constants), the
 variables in the order of the benchmark's data files, and their uniform sampling ranges. IDs follow
-the ``Filename`` column of ``FeynmanEquations.csv`` (``I.15.1``, ``I.34.1``, ``I.39.1``, ``I.48.2``);
+the ``Filename`` column of ``FeynmanEquations.csv`` (``I.15.1``, ``I.34.1``, ``I.39.1``,
+``I.48.2``);
 the lecture numbers ``I.15.10``, ``I.34.10``, ``I.39.10``, ``I.48.20`` are accepted as aliases.
 
 Formulas are parsed once with an explicit dict mapping every variable name to a plain
@@ -23,7 +24,7 @@ import numpy as np
 import sympy
 from sympy.parsing.sympy_parser import parse_expr
 
-from kamoe.data.dataset import Affine, Dataset, DataError
+from kamoe.data.dataset import Affine, DataError, Dataset
 
 # (id, output, formula, "name low high, ...", short title)
 _ENTRIES: list[tuple[str, str, str, str, str]] = [
@@ -223,7 +224,7 @@ _FUNCTIONS: dict[str, Any] = {
 
 
 def parse_formula(text: str, names: list[str] | tuple[str, ...]) -> sympy.Expr:
-    """Parse a formula string with every variable bound to a plain Symbol (never a sympy builtin)."""
+    """Parse a formula with every variable bound to a plain Symbol (never a sympy builtin)."""
     local = dict(_FUNCTIONS)
     local.update({name: sympy.Symbol(name) for name in names})
     expr = parse_expr(text.replace("~", "-"), local_dict=local, global_dict={
@@ -313,8 +314,8 @@ def resolve_feynman_id(eq_id: str) -> str:
     close = difflib.get_close_matches(key, list(FEYNMAN) + list(ALIASES), n=5, cutoff=0.6)
     hint = f"closest: {', '.join(close)}" if close else "e.g. I.6.2a, I.12.2, II.6.15a"
     raise DataError(
-        f"Unknown Feynman equation ID {key!r}; use one of the 100 IDs ({hint}), "
-        "e.g. `feynman:I.6.2a`; feynman_ids() lists them all."
+        f"Unknown Feynman equation ID {key!r}; use `feynman:<ID>` with one of the 100 IDs "
+        f"({hint}); feynman_ids() lists them all."
     )
 
 
@@ -326,7 +327,11 @@ def feynman_equation(eq_id: str) -> FeynmanEquation:
 def load_feynman(
     eq_id: str, *, seed: int = 0, n: int = 2000, noise: float = 0.0, test_size: float = 0.25
 ) -> Dataset:
-    """Sample one Feynman equation uniformly in its ranges; X scaled exactly to [-1, 1]."""
+    """Sample one Feynman equation uniformly in its ranges; X scaled exactly to [-1, 1].
+
+    Seeding: ``numpy.random.SeedSequence(seed)`` spawns three ``default_rng`` streams (inputs,
+    noise, split), so the same seed gives identical arrays and noise never moves X or the split.
+    """
     eq = feynman_equation(eq_id)
     n = int(n)
     if n < 8:
@@ -335,7 +340,9 @@ def load_feynman(
         raise DataError(f"test_size={test_size} must lie strictly between 0 and 1, e.g. 0.25.")
     if not (np.isfinite(noise) and noise >= 0):
         raise DataError(f"noise={noise} must be a finite number >= 0 (relative to std(y)).")
-    rng = np.random.default_rng(seed)
+    # Independent streams for inputs, noise and split: adding noise leaves X and the split as is.
+    rng, rng_noise, rng_split = (np.random.default_rng(s)
+                                 for s in np.random.SeedSequence(seed).spawn(3))
     X = eq.sample_inputs(n, rng)
     with np.errstate(all="ignore"):
         y = eq.func(X)
@@ -348,9 +355,9 @@ def load_feynman(
             y = eq.func(X)
     y = y.reshape(-1, 1).copy()
     if noise > 0:
-        y = y + noise * y.std() * rng.standard_normal(y.shape)
+        y = y + noise * y.std() * rng_noise.standard_normal(y.shape)
     n_test = max(1, min(n - 1, int(round(n * float(test_size)))))
-    perm = rng.permutation(n)
+    perm = rng_split.permutation(n)
     test_idx, train_idx = perm[:n_test], perm[n_test:]
     lo = np.array([v[1] for v in eq.variables])
     hi = np.array([v[2] for v in eq.variables])

@@ -1,4 +1,4 @@
-"""Sequential data: the embedded regime-switching series, CryptoDataDownload volume, time-series CSV.
+"""Sequential data: embedded regime-switching series, CryptoDataDownload volume, time-series CSV.
 
 All sequence datasets have ``kind="sequence"``, ``X`` of shape (n, T, d) and ``y`` of shape
 (n, n_targets), and are split chronologically (the test windows come after the train windows).
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from kamoe.data.dataset import Affine, Dataset, DataError
+from kamoe.data.dataset import Affine, DataError, Dataset
 from kamoe.data.tabular import (
     MIN_ROWS,
     Table,
@@ -82,7 +82,7 @@ def simulate_regimes(n: int, seed: int = 0, stay: float = 0.97) -> tuple[np.ndar
 def load_regimes(
     *, seed: int = 0, n: int = 4000, window: int = 24, test_size: float = 0.2
 ) -> Dataset:
-    """Regime-switching synthetic series: windows of `window` steps -> next value (true regime kept)."""
+    """Regime-switching synthetic series: `window` steps -> next value (true regime kept)."""
     window = _check_window(window)
     n = _check_window(n, "n")
     test_size = check_test_size(test_size)
@@ -180,7 +180,9 @@ def _parse_time(value: Any, name: str) -> pd.Timestamp | None:
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError):
-        raise DataError(f"{name}={value!r} is not a date; use ISO format, e.g. 2020-01-01.") from None
+        raise DataError(
+            f"{name}={value!r} is not a date; use ISO format, e.g. 2020-01-01."
+        ) from None
     return ts.tz_convert(None) if ts.tzinfo is not None else ts
 
 
@@ -189,7 +191,7 @@ def load_crypto(
     target: str | None = None, start: str | None = None, end: str | None = None,
     test_size: float = 0.2,
 ) -> Dataset:
-    """Hourly notional volume (KAMoE protocol): all assets over max(45, 5h) hours -> next h values."""
+    """Hourly notional volume (KAMoE protocol): all assets, max(45, 5h) hours -> next h values."""
     del seed  # deterministic: no randomness in this loader
     if path is None or str(path).strip() == "":
         raise DataError("crypto needs a folder: use `crypto:/path/to/folder` with "
@@ -334,8 +336,9 @@ def sequence_from_table(
     dup = np.flatnonzero(np.diff(t) == 0)
     if len(dup):
         raise DataError(
-            f"{table.label}: time column {time_column!r} repeats a value (lines {lines[dup[0]]} and "
-            f"{lines[dup[0] + 1]}); keep one row per time step, e.g. by averaging duplicates."
+            f"{table.label}: time column {time_column!r} repeats a value (lines "
+            f"{lines[dup[0]]} and {lines[dup[0] + 1]}); keep one row per time step, e.g. by "
+            "averaging duplicates."
         )
     target_col = block.names.index(target)
     n_windows = len(F) - window

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kamoe.data.dataset import Affine, Dataset, DataError
+from kamoe.data.dataset import Affine, DataError, Dataset
 
 MAX_CSV_BYTES = 25 * 1024 * 1024
 MIN_ROWS = 10
@@ -441,7 +441,7 @@ def numeric_column(table: Table, name: str) -> np.ndarray | None:
     """
     missing = table.missing(name)
     values = pd.to_numeric(pd.Series(table.cells[name], dtype=object), errors="coerce")
-    values = values.to_numpy(dtype=float, na_value=np.nan)
+    values = np.array(values.to_numpy(dtype=float, na_value=np.nan), dtype=float)
     present = ~missing
     ok = present & ~np.isnan(values)
     n_present = int(present.sum())
@@ -575,8 +575,8 @@ def require_rows(table: Table, n: int, minimum: int, what: str = "rows") -> None
     """DataError when fewer than `minimum` usable rows remain."""
     if n < minimum:
         raise DataError(
-            f"{table.label} has only {n} usable {what}; at least {minimum} are needed for a "
-            "train/test split, so add more rows."
+            f"{table.label} has too few usable {what} ({n}); at least {minimum} are needed "
+            "for a train/test split, so add more rows."
         )
 
 
@@ -595,7 +595,9 @@ def load_csv(
 ) -> Dataset:
     """A user CSV (path, bytes or file-like) as a tabular Dataset; see the module docstring."""
     if task not in ("auto", "regression", "classification"):
-        raise DataError(f"task={task!r} is not valid; use 'auto', 'regression' or 'classification'.")
+        raise DataError(
+            f"task={task!r} is not valid; use 'auto', 'regression' or 'classification'."
+        )
     test_size = check_test_size(test_size)
     table = read_table(path, data, sep)
     if time_column is not None:
