@@ -42,15 +42,11 @@ def _parse_config(text: str | None, what: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
-        raise UserError(f"{what} must be a JSON object, e.g. '{{\"hidden\": [5]}}' ({err})") from err
+        example = '{"hidden": [5]}'
+        raise UserError(f"{what} must be a JSON object, e.g. '{example}' ({err})") from err
     if not isinstance(value, dict):
         raise UserError(f"{what} must be a JSON object, got {type(value).__name__}")
     return value
-
-
-def _split_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """`NAME[:ARG]` stays as the loader's spec; `key=value` options come from --data-option."""
-    return spec, {}
 
 
 def _progress_printer(enabled: bool):

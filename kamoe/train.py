@@ -196,7 +196,8 @@ def update_grids(model: nn.Module, X: torch.Tensor) -> int:
     model.eval()
     for layer in layers:
         seen: list[torch.Tensor] = []
-        handle = layer.register_forward_pre_hook(lambda m, a: seen.append(a[0].detach()))
+        handle = layer.register_forward_pre_hook(
+            lambda m, a, seen=seen: seen.append(a[0].detach()))
         try:
             model(X)
         finally:

@@ -1,0 +1,60 @@
+"""Tests for `python -m kamoe` (run as a real subprocess where the exit status matters)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from kamoe.cli import main
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kamoe", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_train_json_reports_required_fields(tmp_path):
+    out = run_cli("train", "--dataset", "feynman:I.12.1", "--model", "kan", "--epochs", "15",
+                  "--json", "--save", str(tmp_path / "model"))
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    for key in ("dataset", "model", "params", "seconds", "metrics"):
+        assert key in result
+    assert {"r2", "rmse"} <= set(result["metrics"])
+    assert result["metrics"]["r2"] > 0.9  # 15 LBFGS epochs already fit this smooth product
+    assert (tmp_path / "model" / "config.json").is_file()
+    assert "Traceback" not in out.stderr
+
+
+def test_classification_json_reports_accuracy(capsys):
+    code = main(["train", "--dataset", "moons", "--model", "mlp", "--epochs", "3", "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert "accuracy" in result["metrics"]
+
+
+def test_user_errors_exit_2_with_one_line_and_no_traceback():
+    cases = [
+        ("train", "--dataset", "feynman:I.6.2x", "--model", "kan"),
+        ("train", "--dataset", "diabetes", "--model", "nope"),
+        ("train", "--dataset", "diabetes", "--model", "kan", "--config", '{"grid_size": 0}'),
+        ("train", "--dataset", "diabetes", "--model", "kan", "--config", "not json"),
+        ("train", "--dataset", "csv:/no/such/file.csv", "--model", "mlp"),
+        ("train", "--dataset", "diabetes", "--model", "gru"),
+    ]
+    for args in cases:
+        out = run_cli(*args, timeout=120)
+        assert out.returncode == 2, (args, out.stderr)
+        lines = [line for line in out.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("kamoe: error:"), (args, out.stderr)
+
+
+def test_datasets_lists_the_catalog(capsys):
+    assert main(["datasets"]) == 0
+    text = capsys.readouterr().out
+    for name in ("feynman", "california", "regimes", "crypto", "csv", "digits"):
+        assert name in text
+    assert main(["datasets", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["feynman_ids"]) == 100
