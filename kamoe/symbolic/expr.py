@@ -1,0 +1,300 @@
+"""Formula utilities: refine and round constants, SRBench equivalence, exports.
+
+All functions take sympy expressions in named variables; data come as (X, y) numpy arrays whose
+columns follow the ``symbols`` order.
+"""
+
+from __future__ import annotations
+
+import keyword
+import math
+import threading
+import warnings
+from collections.abc import Sequence
+from fractions import Fraction
+
+import numpy as np
+import sympy
+from scipy.optimize import least_squares
+from sympy.printing.str import StrPrinter
+
+
+# ----------------------------------------------------------------------------- evaluation
+def evaluate(expr: sympy.Expr, symbols: Sequence[sympy.Symbol], X: np.ndarray) -> np.ndarray:
+    """Evaluate ``expr`` on the rows of X (NaN where undefined), shape (N,)."""
+    f = sympy.lambdify(list(symbols), expr, modules="numpy")
+    with np.errstate(all="ignore"):
+        out = f(*[X[:, i] for i in range(X.shape[1])])
+    out = np.asarray(out, dtype=complex if np.iscomplexobj(out) else float)
+    if np.iscomplexobj(out):
+        out = np.where(np.abs(out.imag) < 1e-9 * (1 + np.abs(out.real)), out.real, np.nan)
+    return np.broadcast_to(out, (X.shape[0],)).astype(float)
+
+
+def r2_score(pred: np.ndarray, y: np.ndarray) -> float:
+    """Coefficient of determination; -inf when a prediction is not finite."""
+    if not np.all(np.isfinite(pred)):
+        return -math.inf
+    sst = float(((y - y.mean()) ** 2).sum())
+    sse = float(((pred - y) ** 2).sum())
+    return 1.0 - sse / sst if sst > 0 else (1.0 if sse < 1e-24 else -math.inf)
+
+
+def _floats(expr: sympy.Expr) -> list[sympy.Float]:
+    return sorted(expr.atoms(sympy.Float), key=lambda f: sympy.default_sort_key(f))
+
+
+# ----------------------------------------------------------------------------- refinement
+def refine_constants(
+    expr: sympy.Expr,
+    symbols: Sequence[sympy.Symbol],
+    X: np.ndarray,
+    y: np.ndarray,
+    max_nfev: int = 200,
+) -> sympy.Expr:
+    """Least-squares refit of every Float in ``expr`` against (X, y); keeps the old on failure."""
+    floats = _floats(expr)
+    if not floats:
+        return expr
+    params = sympy.symbols(f"_c0:{len(floats)}")
+    templ = expr.xreplace(dict(zip(floats, params, strict=False)))
+    try:
+        f = sympy.lambdify(list(symbols) + list(params), templ, modules="numpy")
+    except Exception:  # noqa: BLE001 - an unprintable expression is left as it is
+        return expr
+    cols = [X[:, i] for i in range(X.shape[1])]
+    scale = float(np.std(y)) or 1.0
+
+    def resid(p: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            v = np.asarray(f(*cols, *p))
+            v = (np.where(np.abs(v.imag) > 0, np.nan, v.real) if np.iscomplexobj(v) else v) - y
+        v = np.broadcast_to(v, y.shape)
+        return np.where(np.isfinite(v), v, 1e3 * scale) / scale
+
+    p0 = np.array([float(v) for v in floats])
+    try:
+        before = float((resid(p0) ** 2).sum())
+        sol = least_squares(resid, p0, max_nfev=max_nfev, method="trf", x_scale="jac")
+        if not float((sol.fun**2).sum()) < before:
+            return expr
+    except Exception:  # noqa: BLE001 - keep the unrefined constants
+        return expr
+    return templ.xreplace({p: sympy.Float(v) for p, v in zip(params, sol.x, strict=False)})
+
+
+_SPECIAL = [b1 * b2 for b1 in (sympy.Integer(1), sympy.pi, sympy.pi**2, sympy.sqrt(sympy.pi))
+            for b2 in (sympy.Integer(1), sympy.sqrt(2), sympy.sqrt(3))][1:] + [sympy.E]
+
+
+def simple_values(v: float, max_den: int = 12) -> list[sympy.Expr]:
+    """Simple closed forms near v: integers, small fractions, rational multiples of pi etc."""
+    out: list[tuple[float, sympy.Expr]] = []
+    for base in [sympy.Integer(1), *_SPECIAL]:  # noqa: B007
+        b = float(base)
+        for mult in (b, 1.0 / b):
+            q = Fraction(v / mult).limit_denominator(max_den)
+            if q.numerator == 0 or abs(q.numerator) > 64:
+                continue
+            cand = sympy.Rational(q.numerator, q.denominator) * (base if mult == b else 1 / base)
+            err = abs(float(cand) - v) / max(abs(v), 1e-12)
+            if err < 2e-2:
+                out.append((err, cand))
+    out.sort(key=lambda t: (t[0], sympy.count_ops(t[1])))
+    seen, res = set(), []
+    for _, c in out:
+        if c not in seen:
+            seen.add(c)
+            res.append(c)
+    return res[:4]
+
+
+def round_constants(
+    expr: sympy.Expr,
+    symbols: Sequence[sympy.Symbol],
+    X: np.ndarray,
+    y: np.ndarray,
+    tol: float = 1e-9,
+    deadline: float | None = None,
+) -> sympy.Expr:
+    """Replace Floats by simple values (1, 1/2, pi, sqrt(2), ...) where R^2 does not drop.
+
+    A replacement is kept when 1 - R^2 stays below max(tol, 1.5 * (1 - R^2 before)); the other
+    constants are re-fitted after each accepted rounding.
+    """
+    import time
+
+    base = r2_score(evaluate(expr, symbols, X), y)
+    if not np.isfinite(base):
+        return expr
+    # small magnitudes first is arbitrary; largest first rounds exponents/integers early
+    for fl in sorted(_floats(expr), key=lambda f: -abs(float(f))):
+        if deadline is not None and time.time() > deadline:
+            break
+        cur_floats = _floats(expr)
+        # the float may have moved during refits: match the closest current one
+        if not cur_floats:
+            break
+        target = min(cur_floats, key=lambda g: abs(float(g) - float(fl)))
+        v = float(target)
+        # 0 and +-1 first: affine degeneracies (c*log(a*u) + d, c/sqrt(a*u + b)) let them win
+        cands: list[sympy.Expr] = [sympy.Integer(0), sympy.Integer(1), sympy.Integer(-1)]
+        if abs(v) > 1e-8:
+            cands += [c for c in simple_values(v) if c not in (1, -1)]
+        for cand in cands:
+            trial = expr.xreplace({target: cand})
+            trial = refine_constants(trial, symbols, X, y, max_nfev=50)
+            r2 = r2_score(evaluate(trial, symbols, X), y)
+            if np.isfinite(r2) and (1 - r2) <= max(tol, 1.5 * (1 - base)):
+                expr, base = trial, max(r2, base) if r2 > base else r2
+                break
+    return expr
+
+
+def snap_floats(expr: sympy.Expr, rtol: float = 1e-9) -> sympy.Expr:
+    """Replace Floats that equal a simple closed form to ``rtol`` (e.g. 0.1013211836 -> 1/pi^2)."""
+    reps = {}
+    for f in expr.atoms(sympy.Float):
+        v = float(f)
+        if abs(v - round(v)) <= rtol * max(1.0, abs(v)):
+            reps[f] = sympy.Integer(round(v))
+            continue
+        for c in simple_values(v):
+            if abs(float(c) - v) <= rtol * abs(v):
+                reps[f] = c
+                break
+    return expr.xreplace(reps)
+
+
+def round_floats(expr: sympy.Expr, digits: int = 3, zero: float = 1e-4) -> sympy.Expr:
+    """SRBench's rounding: |v| < zero -> 0, other Floats rounded to ``digits`` decimals."""
+    reps = {}
+    for f in expr.atoms(sympy.Float):
+        v = float(f)
+        reps[f] = sympy.Integer(0) if abs(v) < zero else sympy.Float(round(v, digits))
+    return expr.xreplace(reps)
+
+
+# ----------------------------------------------------------------------------- equivalence
+def _with_timeout(fn, seconds: float):
+    """Run fn() in a daemon thread; None when it does not finish in time (it is abandoned)."""
+    box: list = []
+    t = threading.Thread(target=lambda: box.append(fn()), daemon=True)
+    t.start()
+    t.join(seconds)
+    return box[0] if box else None
+
+
+def _is_const_numeric(v: np.ndarray, rtol: float = 1e-6) -> bool:
+    v = v[np.isfinite(v)]
+    if len(v) < 10:
+        return False
+    return float(np.ptp(v)) <= rtol * max(float(np.abs(v).max()), 1e-12) + 1e-12
+
+
+def equivalent(
+    found: sympy.Expr,
+    truth: sympy.Expr,
+    ranges: dict[str, tuple[float, float]] | None = None,
+    timeout: float = 5.0,
+    seed: int = 0,
+) -> bool:
+    """SRBench's "symbolic solution": found - truth or found / truth is a constant, found is not.
+
+    Floats are rounded first (3 decimals, |v| < 1e-4 -> 0). The constant test is numeric on
+    random points within ``ranges`` (default [1, 5] per variable), then confirmed symbolically by
+    ``sympy.simplify`` under ``timeout`` seconds (a timed-out simplify trusts the numeric test).
+    """
+    found = round_floats(sympy.sympify(found))
+    truth = sympy.sympify(truth)
+    syms = sorted(found.free_symbols | truth.free_symbols, key=lambda s: s.name)
+    if not found.free_symbols or found.is_constant(simplify=False):
+        return False
+    rng = np.random.default_rng(seed)
+    ranges = ranges or {}
+    cols = []
+    for s in syms:
+        lo, hi = ranges.get(s.name, (1.0, 5.0))
+        cols.append(rng.uniform(lo, hi, 400))
+    X = np.stack(cols, axis=1) if cols else np.zeros((400, 0))
+    try:
+        fv = evaluate(found, syms, X)
+        tv = evaluate(truth, syms, X)
+    except Exception:  # noqa: BLE001 - an unevaluable formula is not a solution
+        return False
+    ok = np.isfinite(fv) & np.isfinite(tv)
+    if ok.sum() < 50 or _is_const_numeric(fv[ok]):
+        return False
+    diff_const = _is_const_numeric(fv[ok] - tv[ok])
+    with np.errstate(all="ignore"):
+        frac_const = _is_const_numeric(fv[ok] / tv[ok]) and not np.allclose(fv[ok], 0)
+    if not (diff_const or frac_const):
+        return False
+
+    # the variables are positive on their sampled ranges: tell sympy (sqrt(a)*sqrt(b) = sqrt(ab))
+    pos = {s: sympy.Symbol(s.name, positive=True) for s in syms
+           if ranges.get(s.name, (1.0, 5.0))[0] >= 0}
+    found, truth = found.xreplace(pos), truth.xreplace(pos)
+
+    def symbolic() -> bool:
+        d = round_floats(sympy.simplify(truth - found, ratio=1))
+        if d == 0 or d.is_constant(simplify=False) or not d.free_symbols:
+            return True
+        q = round_floats(sympy.simplify(found / truth, ratio=1))
+        return bool(not q.free_symbols or q.is_constant(simplify=False))
+
+    res = _with_timeout(symbolic, timeout)
+    return True if res is None else bool(res)
+
+
+# ----------------------------------------------------------------------------- exports
+def to_latex(expr: sympy.Expr) -> str:
+    """LaTeX of the formula."""
+    return sympy.latex(expr)
+
+
+class _RoundTripPrinter(StrPrinter):
+    """str() that parse_expr reads back with local_dict {name: Symbol(name)} for any name."""
+
+    def __init__(self, names: set[str]):
+        super().__init__({"full_prec": True})
+        self._names = names
+
+    def _print_Symbol(self, expr):  # noqa: N802 - sympy printer protocol
+        n = expr.name
+        if n.isidentifier() and not keyword.iskeyword(n):
+            return n
+        return f"Symbol({n!r})"
+
+    def _print_Pi(self, expr):  # noqa: N802
+        return "(4*atan(1))" if "pi" in self._names else "pi"
+
+    def _print_Exp1(self, expr):  # noqa: N802
+        return "exp(1)" if "E" in self._names else "E"
+
+    def _print_ImaginaryUnit(self, expr):  # noqa: N802
+        return "sqrt(-1)" if "I" in self._names else "I"
+
+    def _print_Float(self, expr):  # noqa: N802
+        return repr(float(expr))
+
+
+def to_sympy_string(expr: sympy.Expr) -> str:
+    """A string that ``sympy.parse_expr(s, local_dict={n: Symbol(n)})`` parses back to expr."""
+    names = {s.name for s in expr.free_symbols}
+    return _RoundTripPrinter(names).doprint(expr)
+
+
+def to_python(expr: sympy.Expr, names: Sequence[str], func_name: str = "formula") -> str:
+    """Source of a numpy function ``def formula(<names>)`` evaluating expr."""
+    from sympy.printing.numpy import NumPyPrinter
+
+    args, reps = [], {}
+    for i, n in enumerate(names):
+        arg = n if n.isidentifier() and not keyword.iskeyword(n) and n != "numpy" else f"x{i}"
+        args.append(arg)
+        reps[sympy.Symbol(n)] = sympy.Symbol(arg)
+    body = NumPyPrinter({"fully_qualified_modules": True}).doprint(expr.xreplace(reps))
+    return (f"import numpy\n\n\ndef {func_name}({', '.join(args)}):\n"
+            f"    return {body}\n")
