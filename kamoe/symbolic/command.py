@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+import time
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +41,11 @@ def run(args: argparse.Namespace) -> int:
     def progress(frac: float, msg: str) -> None:
         print(f"[{100 * frac:5.1f}%] {msg}", file=sys.stderr, flush=True)
 
-    res = extract_formula(ds, time_limit=args.time_limit, seed=args.seed, progress=progress)
+    # The limit covers the whole command: subtract start-up (imports, data) already spent.
+    import kamoe
+
+    budget = max(1.0, args.time_limit - (time.time() - kamoe.STARTED))
+    res = extract_formula(ds, time_limit=budget, seed=args.seed, progress=progress)
     out = res.as_dict()
     out = {k: _num(v) for k, v in out.items()}
     if args.json:

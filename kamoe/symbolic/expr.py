@@ -9,6 +9,7 @@ from __future__ import annotations
 import keyword
 import math
 import threading
+import time
 import warnings
 from collections.abc import Sequence
 from fractions import Fraction
@@ -51,8 +52,13 @@ def refine_constants(
     X: np.ndarray,
     y: np.ndarray,
     max_nfev: int = 200,
+    deadline: float | None = None,
 ) -> sympy.Expr:
-    """Least-squares refit of every Float in ``expr`` against (X, y); keeps the old on failure."""
+    """Least-squares refit of every Float in ``expr`` against (X, y); keeps the old on failure.
+
+    With a ``deadline`` (a ``time.time()`` value) the fit stops there and keeps the best
+    constants it has seen so far.
+    """
     floats = _floats(expr)
     if not floats:
         return expr
@@ -65,23 +71,38 @@ def refine_constants(
     cols = [X[:, i] for i in range(X.shape[1])]
     scale = float(np.std(y)) or 1.0
 
+    best: dict[str, object] = {"sse": math.inf, "p": None}
+
     def resid(p: np.ndarray) -> np.ndarray:
+        if deadline is not None and time.time() > deadline and best["p"] is not None:
+            raise _OutOfTime
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             v = np.asarray(f(*cols, *p))
             v = (np.where(np.abs(v.imag) > 0, np.nan, v.real) if np.iscomplexobj(v) else v) - y
         v = np.broadcast_to(v, y.shape)
-        return np.where(np.isfinite(v), v, 1e3 * scale) / scale
+        r = np.where(np.isfinite(v), v, 1e3 * scale) / scale
+        sse = float((r**2).sum())
+        if sse < best["sse"]:
+            best["sse"], best["p"] = sse, np.array(p, dtype=float)
+        return r
 
     p0 = np.array([float(v) for v in floats])
     try:
         before = float((resid(p0) ** 2).sum())
-        sol = least_squares(resid, p0, max_nfev=max_nfev, method="trf", x_scale="jac")
-        if not float((sol.fun**2).sum()) < before:
-            return expr
+        least_squares(resid, p0, max_nfev=max_nfev, method="trf", x_scale="jac")
+    except _OutOfTime:
+        pass
     except Exception:  # noqa: BLE001 - keep the unrefined constants
         return expr
-    return templ.xreplace({p: sympy.Float(v) for p, v in zip(params, sol.x, strict=False)})
+    if best["p"] is None or not best["sse"] < before:
+        return expr
+    values = best["p"]
+    return templ.xreplace({p: sympy.Float(v) for p, v in zip(params, values, strict=False)})
+
+
+class _OutOfTime(Exception):
+    """Raised inside a least-squares residual when the caller's deadline has passed."""
 
 
 _SPECIAL = [b1 * b2 for b1 in (sympy.Integer(1), sympy.pi, sympy.pi**2, sympy.sqrt(sympy.pi))
@@ -144,7 +165,7 @@ def round_constants(
             cands += [c for c in simple_values(v) if c not in (1, -1)]
         for cand in cands:
             trial = expr.xreplace({target: cand})
-            trial = refine_constants(trial, symbols, X, y, max_nfev=50)
+            trial = refine_constants(trial, symbols, X, y, max_nfev=50, deadline=deadline)
             r2 = r2_score(evaluate(trial, symbols, X), y)
             if np.isfinite(r2) and (1 - r2) <= max(tol, 1.5 * (1 - base)):
                 expr, base = trial, max(r2, base) if r2 > base else r2

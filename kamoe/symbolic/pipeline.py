@@ -88,7 +88,8 @@ class _Search:
         """Refine and score one candidate; returns its 1 - R^2 on the training data."""
         try:
             if refine:
-                expr = refine_constants(expr, self.symbols, self.X, self.y, max_nfev=100)
+                expr = refine_constants(expr, self.symbols, self.X, self.y, max_nfev=100,
+                                        deadline=self.deadline)
             r2 = r2_score(evaluate(expr, self.symbols, self.X), self.y)
         except Exception as exc:  # noqa: BLE001 - a broken candidate is skipped, not fatal
             self.log.append(f"{method}: candidate failed ({type(exc).__name__})")
@@ -268,7 +269,9 @@ def extract_formula(
 ) -> FormulaResult:
     """Search for a closed-form formula of ``dataset``'s target in its raw variables."""
     t0 = time.time()
-    deadline = t0 + float(time_limit) - 1.5
+    # Reserve the end of the budget for scoring on the test set and the equivalence check.
+    reserve = 1.5 + (2.0 if getattr(dataset, "formula", None) is not None else 0.0)
+    deadline = t0 + float(time_limit) - min(reserve, 0.3 * float(time_limit))
     if getattr(dataset, "task", "regression") != "regression" or dataset.output_dim != 1:
         raise ValueError("extract_formula needs a regression dataset with one target")
     log: list[str] = []
@@ -326,7 +329,8 @@ def extract_formula(
     recovered = None
     if truth is not None:
         ranges = (getattr(dataset, "meta", None) or {}).get("ranges")
-        recovered = bool(r2_test > 0.5 and equivalent(expr, truth, ranges=ranges, timeout=3.0))
+        budget = max(0.5, min(3.0, t0 + float(time_limit) - time.time() - 0.5))
+        recovered = bool(r2_test > 0.5 and equivalent(expr, truth, ranges=ranges, timeout=budget))
     report(1.0, "done")
     return FormulaResult(
         expr=expr, latex=to_latex(expr), r2_test=float(r2_test), r2_train=float(r2_train),
