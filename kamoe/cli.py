@@ -231,8 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import kamoe
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.started = kamoe.STARTED if argv is None else time.time()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

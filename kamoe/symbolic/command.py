@@ -41,10 +41,10 @@ def run(args: argparse.Namespace) -> int:
     def progress(frac: float, msg: str) -> None:
         print(f"[{100 * frac:5.1f}%] {msg}", file=sys.stderr, flush=True)
 
-    # The limit covers the whole command: subtract start-up (imports, data) already spent.
-    import kamoe
-
-    budget = max(1.0, args.time_limit - (time.time() - kamoe.STARTED))
+    # The limit covers the whole command: `kamoe.cli.main` passes when the process started, so
+    # start-up (imports, data) already spent is subtracted.
+    started = getattr(args, "started", None) or time.time()
+    budget = max(1.0, args.time_limit - (time.time() - started))
     res = extract_formula(ds, time_limit=budget, seed=args.seed, progress=progress)
     out = res.as_dict()
     out = {k: _num(v) for k, v in out.items()}
