@@ -1,0 +1,77 @@
+"""Routing page: how the gate of a mixture of experts spreads the samples over its experts."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from kamoe import viz
+from kamoe.interpret import dataset_groups, kind_shares, routing_by_group
+from pages import ui_common as ui
+
+ui.page_setup()
+st.title("Routing")
+run = ui.need_run()
+if run is None:
+    st.stop()
+ds = ui.dataset_for_run(run)
+if ds is None:
+    st.error("The data of this run could not be reloaded; train it again.")
+    st.stop()
+st.caption(f"Run {run.label}")
+if not run.model.gates():
+    st.info(f"**{run.model_name}** has no gate: every sample goes through the same network, so "
+            "there is no routing to look at. Train a mixture of experts on the Train page: "
+            "`kamoe-mlp` or `kamoe-kan` (GRKAN gate), `moe-mlp` (GRN gate), or `mlp-kan` "
+            "(MLP and KAN experts with a top-k router).")
+    st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+    st.stop()
+
+stats = ui.routing_data(run.id, run, ds)
+gate = st.selectbox("Gate", list(stats), key="rt_gate")
+s = stats[gate]
+names = [f"expert {e}" + (f" ({s.expert_kinds[e]})" if hasattr(s, "expert_kinds") else "")
+         for e in range(s.n_experts)]
+
+st.subheader("Gate weights per expert")
+ui.plot(viz.gate_histograms(s.flat_normalised, names), key="rt_hist")
+ui.explain("For every test sample the gate gives each expert a weight; the weights are "
+           "normalised to sum to 1. One histogram per expert: weights piled near 0 or 1 mean "
+           "the gate makes clear choices (specialised experts); weights all near 1/E mean it "
+           "averages the experts (no specialisation).")
+
+st.subheader("Expert usage by group")
+groups, group_name = dataset_groups(ds, "test")
+by = routing_by_group({gate: s}, None, groups, group_name)
+ui.plot(viz.usage_by_group(by, group_name), key="rt_group")
+ui.explain(f"The test samples are split by **{group_name}** (the true regime for the regimes "
+           "data, the class for classification, quartiles of the target otherwise). Each bar "
+           "stacks the mean gate weight of every expert within the group: if the stacks differ "
+           "between groups, the experts have specialised on those groups.")
+
+st.subheader("Routing entropy over training")
+record = run.routing.frame() if run.routing is not None else None
+if record is not None and len(record):
+    ui.plot(viz.entropy_over_epochs(record, max_entropy=s.max_entropy), key="rt_entropy")
+    ui.explain("Mean entropy of the normalised gate weights on a fixed probe set after every "
+               "epoch. The dashed line is the entropy of uniform routing (log E). Falling entropy "
+               "means the gate becomes more decisive as training goes on.")
+else:
+    st.caption("No per-epoch routing record for this run.")
+
+shares = kind_shares(stats)
+if len(shares):
+    st.subheader("MLP vs KAN experts")
+    ui.plot(viz.token_share(shares), key="rt_share")
+    ui.explain("MLP-KAN mixes MLP experts (good at representations) and KAN experts (good at "
+               "smooth functions). The bars show, per mixture layer, the share of routed token "
+               "slots that went to each kind.")
+
+if ds.kind == "tabular" and ds.n_features == 2:
+    st.subheader("Which expert wins where")
+    wm = ui.winner_data(run.id, gate, run, ds)
+    raw = ds.raw_X("train")
+    ui.plot(viz.winner_map(wm.x, wm.y, wm.winner, wm.features[0], wm.features[1], names,
+                           points=(raw[:, 0], raw[:, 1])), key="rt_map")
+    ui.explain("The input plane of this 2-input dataset coloured by the expert with the largest "
+               "gate weight at each point; black dots are the training samples. Clean regions "
+               "mean the gate splits the input space between the experts.")
