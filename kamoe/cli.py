@@ -73,7 +73,7 @@ def _progress_printer(enabled: bool):
 def cmd_train(args: argparse.Namespace) -> int:
     from kamoe.data import load
     from kamoe.models import build_for
-    from kamoe.train import TrainConfig, fit, save_model
+    from kamoe.train import TrainConfig, fit, save_model, set_seed
 
     model_cfg = _parse_config(args.config, "--config")
     train_cfg = _parse_config(args.train_config, "--train-config")
@@ -88,6 +88,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             options[key] = value
     dataset = load(args.dataset, seed=args.seed, data_home=args.data_home,
                    allow_download=args.download, **options)
+    set_seed(args.seed)  # the initial weights depend on the seed too
     model = build_for(args.model, dataset, **model_cfg)
     defaults = _default_training(args.model, dataset)
     allowed = set(TrainConfig.__dataclass_fields__)

@@ -58,3 +58,12 @@ def test_datasets_lists_the_catalog(capsys):
     assert main(["datasets", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert len(data["feynman_ids"]) == 100
+
+
+def test_same_seed_gives_identical_results(capsys):
+    results = []
+    for _ in range(2):
+        assert main(["train", "--dataset", "diabetes", "--model", "mlp", "--epochs", "2",
+                     "--seed", "7", "--json"]) == 0
+        results.append(json.loads(capsys.readouterr().out)["metrics"])
+    assert results[0] == results[1]
