@@ -1,0 +1,198 @@
+"""`kamoe bench reproduce {california,crypto}`: the KAMoE paper's experiments, beside its numbers.
+
+Reference values are the mean test R^2 over 5 runs printed in the KAMoE reference notebooks
+(remigenet/KAMoE example/california.ipynb and example/volume_prediction.ipynb, as transcribed in
+shared/reference/papers.md section 3). Protocol (papers.md section 3): Adam 1e-3, MSE, batch 128,
+a 20 % validation split, early stopping (patience 10, min delta 1e-5, best weights restored),
+reduce-on-plateau (factor 0.25, patience 5, min lr 2.5e-5), at most 1000 epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# (family, variant, width, depth) -> reference mean test R^2 (california.ipynb, 5 runs).
+CALIFORNIA_REF = {
+    ("mlp", "standard", 25, 1): 0.750549, ("mlp", "standard", 25, 2): 0.773301,
+    ("mlp", "moe", 25, 1): 0.774601, ("mlp", "moe", 25, 2): 0.782786,
+    ("mlp", "kamoe", 25, 1): 0.775091, ("mlp", "kamoe", 25, 2): 0.777165,
+    ("mlp", "standard", 100, 1): 0.761965, ("mlp", "standard", 100, 2): 0.790260,
+    ("mlp", "moe", 100, 1): 0.781769, ("mlp", "moe", 100, 2): 0.788451,
+    ("mlp", "kamoe", 100, 1): 0.780725, ("mlp", "kamoe", 100, 2): 0.790828,
+    ("kan", "standard", 25, 1): 0.621420, ("kan", "standard", 25, 2): 0.698830,
+    ("kan", "moe", 25, 1): 0.771841, ("kan", "moe", 25, 2): 0.766608,
+    ("kan", "kamoe", 25, 1): 0.768027, ("kan", "kamoe", 25, 2): 0.769552,
+    ("kan", "standard", 100, 1): 0.621219, ("kan", "standard", 100, 2): 0.692991,
+    ("kan", "moe", 100, 1): 0.780125, ("kan", "moe", 100, 2): 0.761956,
+    ("kan", "kamoe", 100, 1): 0.782804, ("kan", "kamoe", 100, 2): 0.765253,
+}
+
+# (asset, horizon, cell, variant) -> reference mean test R^2 (volume_prediction.ipynb, 5 runs).
+_CRYPTO_ROWS = {
+    ("BTC", 1): (0.398109, 0.390588, 0.391908, 0.399449, 0.371326, 0.384759),
+    ("BTC", 6): (0.089799, 0.114898, 0.154858, -0.231707, -0.000222, 0.087766),
+    ("ETH", 1): (0.314808, 0.317695, 0.317453, 0.322330, 0.321814, 0.325014),
+    ("ETH", 6): (0.168699, 0.131808, 0.160433, 0.148920, 0.161127, 0.148903),
+}
+CRYPTO_REF = {
+    (asset, h, cell, variant): values[3 * c + v]
+    for (asset, h), values in _CRYPTO_ROWS.items()
+    for c, cell in enumerate(("gru", "lstm"))
+    for v, variant in enumerate(("standard", "moe", "kamoe"))
+}
+
+VARIANT_PREFIX = {"standard": "", "moe": "moe-", "kamoe": "kamoe-"}
+
+
+def _list(text: str, cast=str) -> list:
+    return [cast(v.strip()) for v in str(text).split(",") if v.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="task", required=True)
+    ca = sub.add_parser("california", help="MLP/KAN x standard/MoE/KAMoE on California housing")
+    ca.add_argument("--families", default="mlp,kan")
+    ca.add_argument("--variants", default="standard,moe,kamoe")
+    ca.add_argument("--widths", default="25,100")
+    ca.add_argument("--depths", default="1,2")
+    ca.add_argument("--data-home", default=None,
+                    help="folder with cal_housing_py3.pkz (default $KAMOE_DATA_HOME, else "
+                         "../shared/data/sklearn when present)")
+    _common(ca)
+    cr = sub.add_parser("crypto", help="GRU/LSTM x standard/MoE/KAMoE on hourly notional volume")
+    cr.add_argument("--data", default=None,
+                    help="folder of Binance_<ASSET>USDT_1h.csv (default ../shared/data/crypto)")
+    cr.add_argument("--targets", default="BTC,ETH")
+    cr.add_argument("--horizons", default="1,6")
+    cr.add_argument("--cells", default="gru,lstm")
+    cr.add_argument("--variants", default="standard,moe,kamoe")
+    cr.add_argument("--units", type=int, default=32,
+                    help="recurrent units per layer (the reference used 100; see BENCHMARKS.md)")
+    cr.add_argument("--start", default="2020-01-01", help="first hour used (ISO date)")
+    cr.add_argument("--end", default=None, help="first hour not used (ISO date)")
+    _common(cr)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--max-epochs", type=int, default=1000)
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (1 torch thread each)")
+    p.add_argument("--out", default=None, help="also write the table (markdown) and JSON here")
+
+
+def _train_config(max_epochs: int, seed: int):
+    from kamoe.train import TrainConfig
+
+    return TrainConfig(epochs=max_epochs, optimizer="adam", lr=1e-3, batch_size=128,
+                       val_fraction=0.2, patience=10, min_delta=1e-5, plateau_patience=5,
+                       plateau_factor=0.25, min_lr=2.5e-5, seed=seed)
+
+
+def _fit_one(job: dict[str, Any]) -> dict[str, Any]:
+    """One fit in a worker: returns the cell, seed, test R^2, CPU seconds and epochs."""
+    import torch
+
+    from kamoe.data import load
+    from kamoe.models import build_for
+    from kamoe.train import fit, set_seed
+
+    torch.set_num_threads(1)
+    ds = load(job["spec"], seed=job["seed"], **job["options"])
+    set_seed(job["seed"])
+    model = build_for(job["model"], ds, **job["config"])
+    cpu0 = time.process_time()
+    hist = fit(model, ds, _train_config(job["max_epochs"], job["seed"]))
+    return {**job["cell"], "seed": job["seed"], "r2": hist.metrics["r2"],
+            "cpu_s": time.process_time() - cpu0, "epochs": len(hist.epochs),
+            "params": model.n_params()}
+
+
+def _california_jobs(args) -> list[dict[str, Any]]:
+    home = args.data_home or os.environ.get("KAMOE_DATA_HOME")
+    if home is None and (ROOT.parent / "shared/data/sklearn").is_dir():
+        home = str(ROOT.parent / "shared/data/sklearn")
+    jobs = []
+    for fam, var, w, d, seed in itertools.product(
+            _list(args.families), _list(args.variants), _list(args.widths, int),
+            _list(args.depths, int), range(args.seeds)):
+        config: dict[str, Any] = {"hidden": [w] * d}
+        if fam == "kan":  # keras_efficient_kan defaults used by the reference: grid 3, ReLU base
+            config.update(head="linear", grid_size=3, base_activation="relu",
+                          spline_scaler=False)
+        jobs.append({"spec": "california", "options": {"data_home": home}, "seed": seed,
+                     "model": VARIANT_PREFIX[var] + fam, "config": config,
+                     "max_epochs": args.max_epochs,
+                     "cell": {"family": fam, "variant": var, "width": w, "depth": d}})
+    return jobs
+
+
+def _crypto_jobs(args) -> list[dict[str, Any]]:
+    folder = args.data or str(ROOT.parent / "shared/data/crypto")
+    jobs = []
+    for asset, h, cell, var, seed in itertools.product(
+            _list(args.targets), _list(args.horizons, int), _list(args.cells),
+            _list(args.variants), range(args.seeds)):
+        options = {"horizon": h, "target": asset, "start": args.start}
+        if args.end:
+            options["end"] = args.end
+        jobs.append({"spec": f"crypto:{folder}", "options": options, "seed": seed,
+                     "model": VARIANT_PREFIX[var] + cell,
+                     "config": {"units": args.units, "layers": 2},
+                     "max_epochs": args.max_epochs,
+                     "cell": {"asset": asset, "horizon": h, "cell": cell, "variant": var}})
+    return jobs
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.seeds < 1 or args.max_epochs < 1 or args.jobs < 1:
+        raise ValueError("--seeds, --max-epochs and --jobs must be positive integers")
+    california = args.task == "california"
+    jobs = _california_jobs(args) if california else _crypto_jobs(args)
+    # Fail early, in this process, on a missing data folder (one clear message, exit 2).
+    from kamoe.data import load
+
+    load(jobs[0]["spec"], seed=0, **jobs[0]["options"])
+    t0 = time.time()
+    results = []
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(args.jobs) as pool:
+        for r in pool.imap(_fit_one, jobs):
+            results.append(r)
+            print(f"{json.dumps(r)}", file=sys.stderr, flush=True)
+    keys = (("family", "variant", "width", "depth") if california
+            else ("asset", "horizon", "cell", "variant"))
+    ref = CALIFORNIA_REF if california else CRYPTO_REF
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
+    lines = ["| " + " | ".join(keys) + " | ours mean R^2 | std | reference | diff | CPU s/fit "
+             "| epochs | params |",
+             "|" + "---|" * (len(keys) + 7)]
+    for key, rs in groups.items():
+        r2 = [r["r2"] for r in rs]
+        mean = statistics.fmean(r2)
+        std = statistics.stdev(r2) if len(r2) > 1 else 0.0
+        reference = ref.get(key)
+        diff = "" if reference is None else f"{mean - reference:+.4f}"
+        refs = "" if reference is None else f"{reference:.4f}"
+        lines.append("| " + " | ".join(str(k) for k in key) + f" | {mean:.4f} | {std:.4f} | "
+                     f"{refs} | {diff} | {statistics.fmean(r['cpu_s'] for r in rs):.1f} | "
+                     f"{statistics.fmean(r['epochs'] for r in rs):.0f} | {rs[0]['params']} |")
+    table = "\n".join(lines)
+    print(table)
+    print(f"\n{len(results)} fits in {time.time() - t0:.0f} s wall with {args.jobs} worker(s)")
+    if args.out:
+        Path(args.out).write_text(table + "\n")
+        Path(args.out).with_suffix(".json").write_text(json.dumps(results, indent=1))
+    return 0

@@ -1,0 +1,64 @@
+"""Smoke tests of the benchmark commands at tiny sizes (the numbers live in BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kamoe.bench.reproduce import CALIFORNIA_REF, CRYPTO_REF
+from kamoe.cli import main
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def test_speed_bench_prints_a_ratio_per_shape(capsys):
+    code = main(["bench", "speed", "--shapes", "32,4,4;16,3,2", "--repeats", "3", "--warmup", "1",
+                 "--json"])
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [(r["batch"], r["in"], r["out"]) for r in rows] == [(32, 4, 4), (16, 3, 2)]
+    assert all(r["ratio"] > 0 and r["kan_ms"] > 0 and r["linear_ms"] > 0 for r in rows)
+
+
+def test_speed_bench_rejects_bad_shapes(capsys):
+    assert main(["bench", "speed", "--shapes", "1,2"]) == 2
+    assert "--shapes" in capsys.readouterr().err
+
+
+def test_reference_tables_cover_every_default_cell():
+    # 2 families x 3 variants x 2 widths x 2 depths, and 2 assets x 2 horizons x 2 cells x 3.
+    assert len(CALIFORNIA_REF) == 24 and len(CRYPTO_REF) == 24
+    assert CALIFORNIA_REF[("kan", "kamoe", 100, 1)] == pytest.approx(0.782804)
+    assert CRYPTO_REF[("BTC", 6, "lstm", "kamoe")] == pytest.approx(0.087766)
+
+
+@pytest.mark.skipif(not (SHARED / "sklearn" / "cal_housing_py3.pkz").is_file(),
+                    reason="shared California cache file absent (../shared/data/sklearn)")
+def test_reproduce_california_runs_one_cell(tmp_path, capsys):
+    out = tmp_path / "ca.md"
+    code = main(["bench", "reproduce", "california", "--families", "mlp", "--variants",
+                 "standard", "--widths", "5", "--depths", "1", "--seeds", "1", "--max-epochs",
+                 "2", "--data-home", str(SHARED / "sklearn"), "--out", str(out)])
+    assert code == 0
+    table = out.read_text()
+    assert "| mlp | standard | 5 | 1 |" in table
+    assert json.loads(out.with_suffix(".json").read_text())[0]["epochs"] == 2
+
+
+@pytest.mark.skipif(not (SHARED / "crypto").is_dir(), reason="shared crypto CSVs absent")
+def test_reproduce_crypto_runs_one_cell(tmp_path):
+    out = tmp_path / "cr.md"
+    code = main(["bench", "reproduce", "crypto", "--data", str(SHARED / "crypto"), "--targets",
+                 "BTC", "--horizons", "1", "--cells", "gru", "--variants", "kamoe", "--units",
+                 "4", "--seeds", "1", "--max-epochs", "1", "--start", "2021-03-01", "--out",
+                 str(out)])
+    assert code == 0
+    assert "| BTC | 1 | gru | kamoe |" in out.read_text()
+
+
+def test_reproduce_reports_a_missing_data_folder(tmp_path, capsys):
+    code = main(["bench", "reproduce", "crypto", "--data", str(tmp_path / "none"), "--seeds", "1"])
+    assert code == 2
+    assert "kamoe: error:" in capsys.readouterr().err
