@@ -21,15 +21,7 @@ from kamoe.symbolic import (
 )
 from pages import ui_common as ui
 
-ui.page_setup()
-st.title("Formula")
-run = ui.need_run()
-if run is None:
-    st.stop()
-ds = ui.dataset_for_run(run)
-if ds is None:
-    st.error("The data of this run could not be reloaded; train it again.")
-    st.stop()
+run, ds = ui.run_page("Formula")
 st.caption(f"Run {run.label}")
 if ds.task != "regression" or ds.output_dim != 1 or ds.kind != "tabular":
     st.info("Formulas are extracted for tabular regression data with one target (Feynman "

@@ -8,15 +8,7 @@ from kamoe import viz
 from kamoe.interpret import dataset_groups, kind_shares, routing_by_group
 from pages import ui_common as ui
 
-ui.page_setup()
-st.title("Routing")
-run = ui.need_run()
-if run is None:
-    st.stop()
-ds = ui.dataset_for_run(run)
-if ds is None:
-    st.error("The data of this run could not be reloaded; train it again.")
-    st.stop()
+run, ds = ui.run_page("Routing")
 st.caption(f"Run {run.label}")
 if not run.model.gates():
     st.info(f"**{run.model_name}** has no gate: every sample goes through the same network, so "

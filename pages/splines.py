@@ -8,15 +8,7 @@ from kamoe import viz
 from kamoe.interpret import kan_chain
 from pages import ui_common as ui
 
-ui.page_setup()
-st.title("Splines")
-run = ui.need_run()
-if run is None:
-    st.stop()
-ds = ui.dataset_for_run(run)
-if ds is None:
-    st.error("The data of this run could not be reloaded; train it again.")
-    st.stop()
+run, ds = ui.run_page("Splines")
 layers = list(run.model.kan_layers())
 if not layers:
     st.info(f"**{run.model_name}** has no KAN layers, so there are no spline edges to show. "

@@ -302,3 +302,17 @@ def show_notice() -> None:
 
 def plot(fig: Any, key: str | None = None) -> None:
     st.plotly_chart(fig, width="stretch", key=key)
+
+
+def run_page(title: str) -> tuple[Run, Dataset]:
+    """Start a page that looks at the active run: title, run and its data, or stop with a hint."""
+    page_setup()
+    st.title(title)
+    run = need_run()
+    if run is None:
+        st.stop()
+    ds = dataset_for_run(run)
+    if ds is None:
+        st.error("The data of this run could not be reloaded; train it again.")
+        st.stop()
+    return run, ds
