@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: app test lint bench-speed
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml setup.py kamoe/nn/_kanfast.c
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -r requirements-dev.txt
 	$(BIN)/pip install -q --no-deps -e .
@@ -18,8 +18,8 @@ app: $(STAMP)
 	$(BIN)/streamlit run app.py --server.address=127.0.0.1 --server.port=8501
 
 test: $(STAMP)
-	$(BIN)/ruff check kamoe tests app.py pages
+	$(BIN)/ruff check kamoe tests app.py pages setup.py
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check kamoe tests app.py pages
+	$(BIN)/ruff check kamoe tests app.py pages setup.py

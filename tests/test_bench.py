@@ -9,6 +9,7 @@ import pytest
 
 from kamoe.bench.reproduce import CALIFORNIA_REF, CRYPTO_REF
 from kamoe.cli import main
+from kamoe.nn.kan import native_available
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -17,9 +18,18 @@ def test_speed_bench_prints_a_ratio_per_shape(capsys):
     code = main(["bench", "speed", "--shapes", "32,4,4;16,3,2", "--repeats", "3", "--warmup", "1",
                  "--json"])
     assert code == 0
-    rows = json.loads(capsys.readouterr().out)["rows"]
+    result = json.loads(capsys.readouterr().out)
+    rows = result["rows"]
     assert [(r["batch"], r["in"], r["out"]) for r in rows] == [(32, 4, 4), (16, 3, 2)]
     assert all(r["ratio"] > 0 and r["kan_ms"] > 0 and r["linear_ms"] > 0 for r in rows)
+    assert result["path"] == ("native kernels" if native_available() else "torch path")
+
+
+def test_speed_bench_can_time_the_torch_path(capsys):
+    code = main(["bench", "speed", "--shapes", "16,3,2", "--repeats", "3", "--warmup", "1",
+                 "--variant", "torch-path", "--json"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["path"] == "torch path"
 
 
 def test_speed_bench_rejects_bad_shapes(capsys):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from kamoe.models import build, default_config, find_gates, find_kan_layers, model_names
 from kamoe.nn import GRKAN, GRN, KAN, FasterKANLinear, KAMoE, KANLinear, MLPKANMoE
+from kamoe.nn.kan import native_available, torch_path
 from kamoe.nn.moe import make_expert
 
 
@@ -63,6 +66,140 @@ def test_gradients_match_finite_differences():
     assert torch.autograd.gradcheck(layer, (x,))
     layer.grid_uniform.fill_(False)
     assert torch.autograd.gradcheck(layer, (x,))
+
+
+# ---------------------------------------------------------------- KANLinear native kernels
+
+needs_native = pytest.mark.skipif(
+    not native_available() and os.environ.get("KAMOE_REQUIRE_NATIVE") != "1",
+    reason="the optional native kernels (kamoe/nn/_kanfast.c) were not built in this install")
+
+
+def test_native_kernels_are_built_where_required():
+    # .ci/run sets KAMOE_REQUIRE_NATIVE=1: a CI install that silently lost the C extension
+    # (and with it the speed in BENCHMARKS.md) fails here instead of passing on the torch path.
+    if os.environ.get("KAMOE_REQUIRE_NATIVE") != "1" and not native_available():
+        pytest.skip("native kernels not built and not required")
+    assert native_available()
+
+
+def _native(y: torch.Tensor) -> bool:
+    """Whether y came out of the native autograd function (under the final reshape view)."""
+    fn = y.grad_fn
+    while fn is not None and type(fn).__name__ == "ViewBackward0":
+        fn = fn.next_functions[0][0]
+    return fn is not None and "Native" in type(fn).__name__
+
+
+def _run(layer, x):
+    """Output and every gradient (input and parameters) of sum(y * fixed random weights)."""
+    layer.zero_grad(set_to_none=True)
+    x = x.detach().clone().requires_grad_()
+    y = layer(x)
+    weights = torch.randn(y.shape, generator=torch.Generator().manual_seed(9), dtype=y.dtype)
+    (y * weights).sum().backward()
+    grads = {name: p.grad.clone() for name, p in layer.named_parameters()}
+    return y.detach(), x.grad, grads
+
+
+@needs_native
+@pytest.mark.parametrize("order", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("activation", ["silu", "relu", "identity", "zero", "elu", "gelu",
+                                        "tanh"])
+def test_native_path_matches_torch_path(order, activation):
+    torch.manual_seed(order)
+    layer = KANLinear(4, 3, grid_size=4, spline_order=order, base_activation=activation,
+                      spline_scaler=order % 2 == 1, bias=order > 2).double()
+    # inside, near and beyond the extended grid, exactly on knots, and a few large values
+    x = torch.cat([torch.rand(50, 4, dtype=torch.float64) * 5 - 2.5,
+                   torch.linspace(-1, 1, 9, dtype=torch.float64)[:, None].expand(9, 4),
+                   torch.tensor([[-40.0, 40.0, 0.0, -90.0]], dtype=torch.float64)])
+    y, gx, grads = _run(layer, x)
+    assert _native(layer(x))
+    with torch_path():
+        assert not _native(layer(x))
+        y_ref, gx_ref, grads_ref = _run(layer, x)
+    # 1e-7: the torch path keeps its local-spline coefficients in a float32 buffer
+    assert torch.allclose(y, y_ref, rtol=1e-7, atol=1e-7)
+    assert torch.allclose(gx, gx_ref, rtol=1e-7, atol=1e-7)
+    for name, g in grads.items():
+        assert torch.allclose(g, grads_ref[name], rtol=1e-7, atol=1e-7), name
+
+
+@needs_native
+@pytest.mark.parametrize("activation", ["silu", "relu", "gelu"])
+def test_native_float32_matches_torch_path_and_its_own_float64(activation):
+    torch.manual_seed(5)
+    layer = KANLinear(6, 5, base_activation=activation)
+    x = torch.randn(300, 6) * 1.5
+    y, gx, grads = _run(layer, x)
+    with torch_path():
+        y_ref, gx_ref, grads_ref = _run(layer, x)
+    # float32 round-off of two different evaluation orders (SiLU's exp here is a polynomial)
+    assert torch.allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+    assert torch.allclose(gx, gx_ref, rtol=1e-4, atol=1e-4)
+    for name, g in grads.items():
+        assert torch.allclose(g, grads_ref[name], rtol=1e-4, atol=1e-4), name
+
+
+@needs_native
+def test_native_gradients_match_finite_differences_for_every_parameter():
+    torch.manual_seed(6)
+    layer = KANLinear(3, 2, base_activation="relu", bias=True).double()
+    x = torch.rand(8, 3, dtype=torch.float64) * 2 - 1
+    params = [p.detach().clone().requires_grad_() for p in layer.parameters()]
+    names = [n for n, _ in layer.named_parameters()]
+
+    def f(x, *ps):
+        return torch.func.functional_call(layer, dict(zip(names, ps, strict=True)), (x,))
+
+    assert _native(f(x, *params))
+    assert torch.autograd.gradcheck(f, (x.requires_grad_(), *params))
+
+
+@needs_native
+def test_native_results_do_not_depend_on_the_thread_count():
+    torch.manual_seed(7)
+    layer = KANLinear(64, 16)
+    x = torch.randn(512, 64)  # large enough for the kernels to split the rows over threads
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _run(layer, x)
+        torch.set_num_threads(2)
+        two = _run(layer, x)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one[0], two[0]) and torch.equal(one[1], two[1])
+
+
+@needs_native
+def test_native_path_handles_views_empty_batches_and_frozen_parts():
+    torch.manual_seed(8)
+    layer = KANLinear(5, 3)
+    x = torch.randn(5, 40).t()  # a non-contiguous view
+    with torch_path():
+        expected = layer(x)
+    assert torch.allclose(layer(x), expected, atol=1e-5)
+    assert layer(torch.zeros(0, 5)).shape == (0, 3)
+    layer.spline_scaler.requires_grad_(False)
+    y = layer(torch.randn(7, 5))  # an input that needs no gradient, a frozen parameter
+    y.sum().backward()
+    assert layer.spline_scaler.grad is None and layer.spline_weight.grad is not None
+
+
+@pytest.mark.parametrize("change", ["order 0", "order 6", "custom activation", "quantile knots"])
+def test_layers_the_kernels_do_not_cover_run_on_the_torch_path(change):
+    torch.manual_seed(9)
+    kwargs = {"order 0": {"spline_order": 0}, "order 6": {"spline_order": 6},
+              "custom activation": {"base_activation": torch.nn.Softplus()}}.get(change, {})
+    layer = KANLinear(3, 2, **kwargs)
+    x = torch.randn(64, 3)
+    if change == "quantile knots":
+        layer.update_grid(x, grid_eps=0.02)
+    y = layer(x)
+    assert not _native(y)
+    assert torch.allclose(y, layer.edge_curves(x).sum(-1), atol=1e-5)
 
 
 def _fit_sin(layer_or_net, x, y, steps=300):

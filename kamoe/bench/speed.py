@@ -12,6 +12,7 @@ other's peaks.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -30,9 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shapes", default=None,
                         help="batch,in,out triples separated by ';' (default: the issue's 4)")
     parser.add_argument("--variant", default="uniform",
-                        choices=["uniform", "adaptive", "no-scaler"],
+                        choices=["uniform", "adaptive", "no-scaler", "torch-path"],
                         help="KAN layer variant: fresh uniform knots (default), quantile knots "
-                             "after update_grid (general de Boor path), or no spline scaler")
+                             "after update_grid (general de Boor path), no spline scaler, or "
+                             "uniform knots forced onto the torch path (no native kernels)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case, print JSON
 
@@ -49,7 +51,7 @@ def _one_case(spec: dict) -> dict:
     import torch
     from torch import nn
 
-    from kamoe.nn.kan import KANLinear
+    from kamoe.nn.kan import KANLinear, torch_path
 
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
@@ -65,10 +67,13 @@ def _one_case(spec: dict) -> dict:
         layer = nn.Linear(i * (g + k + 1), o)
         x = torch.randn(b, i * (g + k + 1)).requires_grad_()
 
+    use_torch_path = spec["variant"] == "torch-path"
+
     def step() -> None:
         layer.zero_grad(set_to_none=True)
         x.grad = None
-        layer(x).sum().backward()
+        with torch_path() if use_torch_path else contextlib.nullcontext():
+            layer(x).sum().backward()
 
     before = _peak_kib()  # layer and input exist; warm-up allocations count as the layer's
     for _ in range(spec["warmup"]):
@@ -104,6 +109,12 @@ def run(args: argparse.Namespace) -> int:
             assert all(len(s) == 3 and min(s) > 0 for s in shapes)
         except (ValueError, AssertionError) as err:
             raise ValueError("--shapes must look like '1024,64,64;4096,8,16'") from err
+    from kamoe.nn.kan import native_available
+
+    # which KANLinear path the cases run: the native kernels (uniform knots, built extension)
+    path = ("native kernels" if native_available() and args.variant not in ("adaptive",
+                                                                             "torch-path")
+            else "torch path")
     rows = []
     for shape in shapes:
         base = {"shape": list(shape), "threads": args.threads, "grid_size": args.grid_size,
@@ -128,10 +139,11 @@ def run(args: argparse.Namespace) -> int:
               f"Linear {r['linear_ms']:.2f} ms, ratio {r['ratio']:.2f}", file=sys.stderr,
               flush=True)
     if args.json:
-        print(json.dumps({"variant": args.variant, "threads": args.threads, "rows": rows}))
+        print(json.dumps({"variant": args.variant, "threads": args.threads, "path": path,
+                          "rows": rows}))
         return 0
-    print(f"KANLinear ({args.variant} knots, grid {args.grid_size}, order {args.spline_order}) vs "
-          f"nn.Linear(in*(G+k+1), out); forward+backward, median of {args.repeats}, "
+    print(f"KANLinear ({args.variant} knots, grid {args.grid_size}, order {args.spline_order}, "
+          f"{path}) vs nn.Linear(in*(G+k+1), out); forward+backward, median of {args.repeats}, "
           f"{args.threads} threads")
     print("| batch | in | out | KANLinear ms | Linear ms | ratio | KAN peak +MiB "
           "| Linear peak +MiB |")
