@@ -53,8 +53,19 @@ def test_reproduce_california_runs_one_cell(tmp_path, capsys):
                  "2", "--data-home", str(SHARED / "sklearn"), "--out", str(out)])
     assert code == 0
     table = out.read_text()
-    assert "| mlp | standard | 5 | 1 |" in table
+    assert "| mlp | standard | 5 | 1 | 1 |" in table  # cell, then the number of seeds
     assert json.loads(out.with_suffix(".json").read_text())[0]["epochs"] == 2
+    # a second seed in a separate run, then both runs' results joined without refitting
+    out2 = tmp_path / "ca2.md"
+    assert main(["bench", "reproduce", "california", "--families", "mlp", "--variants",
+                 "standard", "--widths", "5", "--depths", "1", "--seeds", "1", "--first-seed",
+                 "1", "--max-epochs", "2", "--data-home", str(SHARED / "sklearn"), "--out",
+                 str(out2)]) == 0
+    assert json.loads(out2.with_suffix(".json").read_text())[0]["seed"] == 1
+    capsys.readouterr()
+    assert main(["bench", "reproduce", "california", "--from-json",
+                 f"{out.with_suffix('.json')},{out2.with_suffix('.json')}"]) == 0
+    assert "| mlp | standard | 5 | 1 | 2 |" in capsys.readouterr().out
 
 
 @pytest.mark.skipif(not (SHARED / "crypto").is_dir(), reason="shared crypto CSVs absent")

@@ -86,9 +86,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="seeds run are first-seed .. first-seed + seeds - 1 (split a grid "
+                        "over several processes, then join them with --from-json)")
+    p.add_argument("--from-json", default=None,
+                   help="no fitting: print the table of the results saved in these JSON files "
+                        "(comma-separated; written by --out)")
     p.add_argument("--max-epochs", type=int, default=1000)
     p.add_argument("--jobs", type=int, default=1, help="worker processes (1 torch thread each)")
     p.add_argument("--out", default=None, help="also write the table (markdown) and JSON here")
+
+
+def _seeds(args) -> range:
+    return range(args.first_seed, args.first_seed + args.seeds)
 
 
 def _train_config(max_epochs: int, seed: int):
@@ -123,9 +133,10 @@ def _california_jobs(args) -> list[dict[str, Any]]:
     if home is None and (ROOT.parent / "shared/data/sklearn").is_dir():
         home = str(ROOT.parent / "shared/data/sklearn")
     jobs = []
-    for fam, var, w, d, seed in itertools.product(
-            _list(args.families), _list(args.variants), _list(args.widths, int),
-            _list(args.depths, int), range(args.seeds)):
+    # Seed outermost: a run cut short still covers every cell with its first seeds.
+    for seed, fam, var, w, d in itertools.product(
+            _seeds(args), _list(args.families), _list(args.variants),
+            _list(args.widths, int), _list(args.depths, int)):
         config: dict[str, Any] = {"hidden": [w] * d}
         if fam == "kan":  # keras_efficient_kan defaults used by the reference: grid 3, ReLU base
             config.update(head="linear", grid_size=3, base_activation="relu",
@@ -140,9 +151,9 @@ def _california_jobs(args) -> list[dict[str, Any]]:
 def _crypto_jobs(args) -> list[dict[str, Any]]:
     folder = args.data or str(ROOT.parent / "shared/data/crypto")
     jobs = []
-    for asset, h, cell, var, seed in itertools.product(
-            _list(args.targets), _list(args.horizons, int), _list(args.cells),
-            _list(args.variants), range(args.seeds)):
+    for seed, asset, h, cell, var in itertools.product(
+            _seeds(args), _list(args.targets), _list(args.horizons, int),
+            _list(args.cells), _list(args.variants)):
         options = {"horizon": h, "target": asset, "start": args.start}
         if args.end:
             options["end"] = args.end
@@ -155,44 +166,68 @@ def _crypto_jobs(args) -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.seeds < 1 or args.max_epochs < 1 or args.jobs < 1:
-        raise ValueError("--seeds, --max-epochs and --jobs must be positive integers")
+    if args.seeds < 1 or args.max_epochs < 1 or args.jobs < 1 or args.first_seed < 0:
+        raise ValueError("--seeds, --max-epochs and --jobs must be positive integers and "
+                         "--first-seed >= 0")
     california = args.task == "california"
-    jobs = _california_jobs(args) if california else _crypto_jobs(args)
+    t0 = time.time()
+    if args.from_json:
+        results = []
+        for name in _list(args.from_json):
+            results += json.loads(Path(name).read_text())
+        wall = None
+    else:
+        results = _run_jobs(args, _california_jobs(args) if california else _crypto_jobs(args))
+        wall = time.time() - t0
+    keys = (("family", "variant", "width", "depth") if california
+            else ("asset", "horizon", "cell", "variant"))
+    table = _table(results, keys, CALIFORNIA_REF if california else CRYPTO_REF)
+    print(table)
+    if wall is not None:
+        print(f"\n{len(results)} fits in {wall:.0f} s wall with {args.jobs} worker(s)")
+    if args.out:
+        Path(args.out).write_text(table + "\n")
+        if not args.from_json:
+            Path(args.out).with_suffix(".json").write_text(json.dumps(results, indent=1))
+    return 0
+
+
+def _run_jobs(args, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     # Fail early, in this process, on a missing data folder (one clear message, exit 2).
     from kamoe.data import load
 
     load(jobs[0]["spec"], seed=0, **jobs[0]["options"])
-    t0 = time.time()
     results = []
     ctx = mp.get_context("spawn")
     with ctx.Pool(args.jobs) as pool:
         for r in pool.imap(_fit_one, jobs):
             results.append(r)
             print(f"{json.dumps(r)}", file=sys.stderr, flush=True)
-    keys = (("family", "variant", "width", "depth") if california
-            else ("asset", "horizon", "cell", "variant"))
-    ref = CALIFORNIA_REF if california else CRYPTO_REF
+            if args.out:  # keep what has finished, in case the run is cut short
+                Path(args.out).with_suffix(".json").write_text(json.dumps(results, indent=1))
+    return results
+
+
+def _table(results: list[dict[str, Any]], keys: tuple[str, ...], ref: dict) -> str:
+    """Markdown: one row per cell (sorted), mean and sample std over its seeds."""
     groups: dict[tuple, list[dict]] = {}
     for r in results:
         groups.setdefault(tuple(r[k] for k in keys), []).append(r)
-    lines = ["| " + " | ".join(keys) + " | ours mean R^2 | std | reference | diff | CPU s/fit "
-             "| epochs | params |",
-             "|" + "---|" * (len(keys) + 7)]
-    for key, rs in groups.items():
+    lines = ["| " + " | ".join(keys) + " | seeds | ours mean R^2 | std | reference | diff "
+             "| CPU s/fit | epochs | params |",
+             "|" + "---|" * (len(keys) + 8)]
+    order = {"standard": 0, "moe": 1, "kamoe": 2}
+    for key in sorted(groups, key=lambda k: tuple(order.get(v, v) if isinstance(v, str)
+                                                  and v in order else v for v in k)):
+        rs = groups[key]
         r2 = [r["r2"] for r in rs]
         mean = statistics.fmean(r2)
         std = statistics.stdev(r2) if len(r2) > 1 else 0.0
         reference = ref.get(key)
         diff = "" if reference is None else f"{mean - reference:+.4f}"
         refs = "" if reference is None else f"{reference:.4f}"
-        lines.append("| " + " | ".join(str(k) for k in key) + f" | {mean:.4f} | {std:.4f} | "
-                     f"{refs} | {diff} | {statistics.fmean(r['cpu_s'] for r in rs):.1f} | "
+        lines.append("| " + " | ".join(str(k) for k in key) + f" | {len(rs)} | {mean:.4f} | "
+                     f"{std:.4f} | {refs} | {diff} | "
+                     f"{statistics.fmean(r['cpu_s'] for r in rs):.1f} | "
                      f"{statistics.fmean(r['epochs'] for r in rs):.0f} | {rs[0]['params']} |")
-    table = "\n".join(lines)
-    print(table)
-    print(f"\n{len(results)} fits in {time.time() - t0:.0f} s wall with {args.jobs} worker(s)")
-    if args.out:
-        Path(args.out).write_text(table + "\n")
-        Path(args.out).with_suffix(".json").write_text(json.dumps(results, indent=1))
-    return 0
+    return "\n".join(lines)
