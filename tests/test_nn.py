@@ -102,6 +102,19 @@ def _run(layer, x):
     return y.detach(), x.grad, grads
 
 
+def _assert_paths_agree(layer, x, tol_y: float, tol_grad: float) -> None:
+    """Native and torch path give the same output and gradients (input and every parameter)."""
+    y, gx, grads = _run(layer, x)
+    assert _native(layer(x))
+    with torch_path():
+        assert not _native(layer(x))
+        y_ref, gx_ref, grads_ref = _run(layer, x)
+    assert torch.allclose(y, y_ref, rtol=tol_y, atol=tol_y)
+    assert torch.allclose(gx, gx_ref, rtol=tol_grad, atol=tol_grad)
+    for name, g in grads.items():
+        assert torch.allclose(g, grads_ref[name], rtol=tol_grad, atol=tol_grad), name
+
+
 @needs_native
 @pytest.mark.parametrize("order", [1, 2, 3, 4, 5])
 @pytest.mark.parametrize("activation", ["silu", "relu", "identity", "zero", "elu", "gelu",
@@ -114,32 +127,17 @@ def test_native_path_matches_torch_path(order, activation):
     x = torch.cat([torch.rand(50, 4, dtype=torch.float64) * 5 - 2.5,
                    torch.linspace(-1, 1, 9, dtype=torch.float64)[:, None].expand(9, 4),
                    torch.tensor([[-40.0, 40.0, 0.0, -90.0]], dtype=torch.float64)])
-    y, gx, grads = _run(layer, x)
-    assert _native(layer(x))
-    with torch_path():
-        assert not _native(layer(x))
-        y_ref, gx_ref, grads_ref = _run(layer, x)
     # 1e-7: the torch path keeps its local-spline coefficients in a float32 buffer
-    assert torch.allclose(y, y_ref, rtol=1e-7, atol=1e-7)
-    assert torch.allclose(gx, gx_ref, rtol=1e-7, atol=1e-7)
-    for name, g in grads.items():
-        assert torch.allclose(g, grads_ref[name], rtol=1e-7, atol=1e-7), name
+    _assert_paths_agree(layer, x, 1e-7, 1e-7)
 
 
 @needs_native
 @pytest.mark.parametrize("activation", ["silu", "relu", "gelu"])
-def test_native_float32_matches_torch_path_and_its_own_float64(activation):
+def test_native_float32_matches_torch_path(activation):
     torch.manual_seed(5)
     layer = KANLinear(6, 5, base_activation=activation)
-    x = torch.randn(300, 6) * 1.5
-    y, gx, grads = _run(layer, x)
-    with torch_path():
-        y_ref, gx_ref, grads_ref = _run(layer, x)
-    # float32 round-off of two different evaluation orders (SiLU's exp here is a polynomial)
-    assert torch.allclose(y, y_ref, rtol=1e-5, atol=1e-5)
-    assert torch.allclose(gx, gx_ref, rtol=1e-4, atol=1e-4)
-    for name, g in grads.items():
-        assert torch.allclose(g, grads_ref[name], rtol=1e-4, atol=1e-4), name
+    # float32 round-off of two evaluation orders (and SiLU's exp is a polynomial in the kernel)
+    _assert_paths_agree(layer, torch.randn(300, 6) * 1.5, 1e-5, 1e-4)
 
 
 @needs_native
