@@ -180,24 +180,49 @@ MULTIVERSION static void weight_grads_##T(                                      
 DEFINE_CARDINAL(float)
 DEFINE_CARDINAL(double)
 
+/* The kernels walk the (sample, input) pairs in tiles of at most CHUNK consecutive pairs:
+ * several whole rows when a row has at most CHUNK inputs, else one CHUNK-long part of a row.
+ * Each tile is contiguous in x, so its activation pass is one vectorised loop. */
+static inline int64_t tile_count(int64_t n, int64_t in) {
+    return in <= CHUNK ? (n + CHUNK / in - 1) / (CHUNK / in) : n * ((in + CHUNK - 1) / CHUNK);
+}
+
+static inline void tile_bounds(int64_t t, int64_t n, int64_t in, int64_t *s0, int64_t *s1,
+                               int64_t *i0, int64_t *i1) {
+    if (in <= CHUNK) {
+        const int64_t rows = CHUNK / in;
+        *s0 = t * rows;
+        *s1 = *s0 + rows < n ? *s0 + rows : n;
+        *i0 = 0;
+        *i1 = in;
+    } else {
+        const int64_t parts = (in + CHUNK - 1) / CHUNK;
+        *s0 = t / parts;
+        *s1 = *s0 + 1;
+        *i0 = (t % parts) * CHUNK;
+        *i1 = *i0 + CHUNK < in ? *i0 + CHUNK : in;
+    }
+}
+
 /* One function per (dtype, order), so that K is a constant inside the vectorised loops. */
 #define DEFINE_KERNELS(T, K)                                                                  \
 MULTIVERSION static void features_##T##_##K(                                                 \
         const T *restrict x, const T *restrict aux, const T *restrict scale,                  \
         const T *restrict shift, int64_t n, int64_t in, int nb, int act, T *restrict out,     \
         int threads) {                                                                        \
-    const int64_t w = 1 + nb, work = n * in * w;                                              \
+    const int64_t w = 1 + nb, work = n * in * w, tiles = tile_count(n, in);                   \
     (void)work; (void)threads;                                                                \
     PARALLEL_FOR                                                                              \
-    for (int64_t s = 0; s < n; ++s) {                                                         \
+    for (int64_t t = 0; t < tiles; ++t) {                                                     \
         T base[CHUNK];                                                                        \
-        for (int64_t i0 = 0; i0 < in; i0 += CHUNK) {                                          \
-            const int64_t len = in - i0 < CHUNK ? in - i0 : CHUNK, k0 = s * in + i0;          \
-            activation_##T(act, x + k0, aux ? aux + k0 : NULL, len, base);                    \
-            for (int64_t q = 0; q < len; ++q) {                                               \
-                const int64_t i = i0 + q;                                                     \
-                T *restrict blk = out + (k0 + q) * w;                                         \
-                const T u = x[k0 + q] * scale[i] + shift[i] - (T)(K + 1) * (T)0.5;            \
+        int64_t s0, s1, i0, i1;                                                               \
+        tile_bounds(t, n, in, &s0, &s1, &i0, &i1);                                            \
+        const int64_t k0 = s0 * in + i0, len = (s1 - s0) * (i1 - i0);                         \
+        activation_##T(act, x + k0, aux ? aux + k0 : NULL, len, base);                        \
+        for (int64_t s = s0, q = 0; s < s1; ++s) {                                            \
+            for (int64_t i = i0; i < i1; ++i, ++q) {                                          \
+                T *restrict blk = out + (s * in + i) * w;                                     \
+                const T u = x[s * in + i] * scale[i] + shift[i] - (T)(K + 1) * (T)0.5;        \
                 blk[0] = base[q];                                                             \
                 for (int m = 0; m < nb; ++m) {                                                \
                     T a = u - (T)m;                                                           \
@@ -211,37 +236,41 @@ MULTIVERSION static void backward_##T##_##K(                                    
         const T *restrict x, const T *restrict g, const T *restrict scale,                    \
         const T *restrict shift, int64_t n, int64_t in, int nb, int act, T *restrict gx,      \
         T *restrict gbase, int threads) {                                                     \
-    const int64_t w = 1 + nb, work = n * in * w;                                              \
+    const int64_t w = 1 + nb, work = n * in * w, tiles = tile_count(n, in);                   \
     (void)work; (void)threads;                                                                \
     PARALLEL_FOR                                                                              \
-    for (int64_t s = 0; s < n; ++s) {                                                         \
+    for (int64_t t = 0; t < tiles; ++t) {                                                     \
         T dact[CHUNK], slope[K + 1][CHUNK];                                                   \
         int cell[CHUNK];                                                                      \
-        for (int64_t i0 = 0; i0 < in; i0 += CHUNK) {                                          \
-            const int64_t len = in - i0 < CHUNK ? in - i0 : CHUNK, k0 = s * in + i0;          \
-            activation_slope_##T(act, x + k0, len, dact);                                     \
-            /* vectorised over inputs: knot interval c and the slopes of its K + 1 live       \
-             * splines B_{c-K} .. B_c (times 1/h) */                                          \
-            for (int64_t q = 0; q < len; ++q) {                                               \
-                T u = x[k0 + q] * scale[i0 + q] + shift[i0 + q];                              \
+        int64_t s0, s1, i0, i1;                                                               \
+        tile_bounds(t, n, in, &s0, &s1, &i0, &i1);                                            \
+        const int64_t k0 = s0 * in + i0, len = (s1 - s0) * (i1 - i0), width = i1 - i0;       \
+        activation_slope_##T(act, x + k0, len, dact);                                         \
+        /* vectorised over inputs: knot interval c and the slopes of its K + 1 live splines   \
+         * B_{c-K} .. B_c (times 1/h) */                                                      \
+        for (int64_t s = s0; s < s1; ++s) {                                                   \
+            const int64_t q0 = (s - s0) * width;                                              \
+            for (int64_t i = i0; i < i1; ++i) {                                               \
+                T u = x[s * in + i] * scale[i] + shift[i];                                    \
                 u = u > (T)-1 ? u : (T)-1;  /* also NaN: no live spline at -1 or beyond */    \
                 u = u < (T)(nb + K) ? u : (T)(nb + K);                                        \
                 const int c = (int)(u + (T)1) - 1;  /* floor(u) for u >= -1 */                \
                 const T f = u - (T)c;                                                         \
-                cell[q] = c;                                                                  \
+                cell[q0 + i - i0] = c;                                                        \
                 for (int r = 0; r <= K; ++r)                                                  \
-                    slope[r][q] = slope_##T(f + (T)(K - 1) * (T)0.5 - (T)r, K) * scale[i0 + q]; \
+                    slope[r][q0 + i - i0] =                                                   \
+                        slope_##T(f + (T)(K - 1) * (T)0.5 - (T)r, K) * scale[i];              \
             }                                                                                 \
-            for (int64_t q = 0; q < len; ++q) {                                               \
-                const T *restrict blk = g + (k0 + q) * w;                                     \
-                T acc = blk[0] * dact[q];                                                     \
-                for (int r = 0; r <= K; ++r) {                                                \
-                    const int m = cell[q] - K + r;                                            \
-                    if ((unsigned)m < (unsigned)nb) acc += blk[1 + m] * slope[r][q];          \
-                }                                                                             \
-                gx[k0 + q] = acc;                                                             \
-                if (gbase) gbase[k0 + q] = blk[0];                                            \
+        }                                                                                     \
+        for (int64_t q = 0; q < len; ++q) {                                                   \
+            const T *restrict blk = g + (k0 + q) * w;                                         \
+            T acc = blk[0] * dact[q];                                                         \
+            for (int r = 0; r <= K; ++r) {                                                    \
+                const int m = cell[q] - K + r;                                                \
+                if ((unsigned)m < (unsigned)nb) acc += blk[1 + m] * slope[r][q];              \
             }                                                                                 \
+            gx[k0 + q] = acc;                                                                 \
+            if (gbase) gbase[k0 + q] = blk[0];                                                \
         }                                                                                     \
     }                                                                                         \
 }
