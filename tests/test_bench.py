@@ -83,3 +83,15 @@ def test_reproduce_reports_a_missing_data_folder(tmp_path, capsys):
     code = main(["bench", "reproduce", "crypto", "--data", str(tmp_path / "none"), "--seeds", "1"])
     assert code == 2
     assert "kamoe: error:" in capsys.readouterr().err
+
+
+def test_reproduce_from_json_refuses_files_it_cannot_use(tmp_path, capsys):
+    not_json = tmp_path / "a.json"
+    not_json.write_text("not json")
+    wrong = tmp_path / "b.json"
+    wrong.write_text(json.dumps([{"family": "mlp", "r2": 0.7}]))  # California keys, no crypto
+    for name, needle in ((tmp_path / "none.json", "cannot read"), (not_json, "is not JSON"),
+                         (wrong, "does not hold crypto results")):
+        assert main(["bench", "reproduce", "crypto", "--from-json", str(name)]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and "--out FILE" in err

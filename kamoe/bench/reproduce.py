@@ -170,17 +170,15 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--seeds, --max-epochs and --jobs must be positive integers and "
                          "--first-seed >= 0")
     california = args.task == "california"
+    keys = (("family", "variant", "width", "depth") if california
+            else ("asset", "horizon", "cell", "variant"))
     t0 = time.time()
     if args.from_json:
-        results = []
-        for name in _list(args.from_json):
-            results += json.loads(Path(name).read_text())
+        results = _load_results(_list(args.from_json), keys, args.task)
         wall = None
     else:
         results = _run_jobs(args, _california_jobs(args) if california else _crypto_jobs(args))
         wall = time.time() - t0
-    keys = (("family", "variant", "width", "depth") if california
-            else ("asset", "horizon", "cell", "variant"))
     table = _table(results, keys, CALIFORNIA_REF if california else CRYPTO_REF)
     print(table)
     if wall is not None:
@@ -190,6 +188,25 @@ def run(args: argparse.Namespace) -> int:
         if not args.from_json:
             Path(args.out).with_suffix(".json").write_text(json.dumps(results, indent=1))
     return 0
+
+
+def _load_results(names: list[str], keys: tuple[str, ...], task: str) -> list[dict[str, Any]]:
+    """Fits saved by an earlier ``--out`` run (its .json files), checked before use."""
+    needed = set(keys) | {"r2", "cpu_s", "epochs", "params"}
+    results: list[dict[str, Any]] = []
+    for name in names:
+        hint = f"pass the .json files that `kamoe bench reproduce {task} --out FILE` wrote"
+        try:
+            rows = json.loads(Path(name).read_text())
+        except OSError as err:
+            raise ValueError(f"--from-json: cannot read {name} ({err.strerror}); {hint}") from None
+        except json.JSONDecodeError:
+            raise ValueError(f"--from-json: {name} is not JSON; {hint}") from None
+        if not (isinstance(rows, list)
+                and all(isinstance(r, dict) and needed <= r.keys() for r in rows)):
+            raise ValueError(f"--from-json: {name} does not hold {task} results; {hint}")
+        results += rows
+    return results
 
 
 def _run_jobs(args, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
