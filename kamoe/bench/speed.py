@@ -75,6 +75,10 @@ def _one_case(spec: dict) -> dict:
         with torch_path() if use_torch_path else contextlib.nullcontext():
             layer(x).sum().backward()
 
+    path = None
+    if spec["kind"] == "kan":  # ask the layer which path this forward takes
+        with torch_path() if use_torch_path else contextlib.nullcontext():
+            path = "native kernels" if layer._native_plan(x.detach()) else "torch path"
     before = _peak_kib()  # layer and input exist; warm-up allocations count as the layer's
     for _ in range(spec["warmup"]):
         step()
@@ -86,7 +90,7 @@ def _one_case(spec: dict) -> dict:
     return {"median_ms": 1e3 * statistics.median(times),
             "q1_ms": 1e3 * statistics.quantiles(times, n=4)[0],
             "q3_ms": 1e3 * statistics.quantiles(times, n=4)[2],
-            "peak_growth_mib": max(0, _peak_kib() - before) / 1024,
+            "peak_growth_mib": max(0, _peak_kib() - before) / 1024, "path": path,
             "peak_mib": _peak_kib() / 1024}
 
 
@@ -109,13 +113,7 @@ def run(args: argparse.Namespace) -> int:
             assert all(len(s) == 3 and min(s) > 0 for s in shapes)
         except (ValueError, AssertionError) as err:
             raise ValueError("--shapes must look like '1024,64,64;4096,8,16'") from err
-    from kamoe.nn.kan import native_available
-
-    # which KANLinear path the cases run: the native kernels (uniform knots, built extension)
-    path = ("native kernels" if native_available() and args.variant not in ("adaptive",
-                                                                             "torch-path")
-            else "torch path")
-    rows = []
+    rows, paths = [], set()
     for shape in shapes:
         base = {"shape": list(shape), "threads": args.threads, "grid_size": args.grid_size,
                 "spline_order": args.spline_order, "warmup": args.warmup,
@@ -125,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         for _ in range(2):
             kan.append(_run_case({**base, "kind": "kan", "repeats": args.repeats}))
             lin.append(_run_case({**base, "kind": "linear", "repeats": args.repeats}))
+        paths.update(r["path"] for r in kan)
         k = min(kan, key=lambda r: r["median_ms"])
         lo = min(lin, key=lambda r: r["median_ms"])
         rows.append({"batch": shape[0], "in": shape[1], "out": shape[2],
@@ -138,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"({r['batch']}, {r['in']}, {r['out']}): KANLinear {r['kan_ms']:.2f} ms, "
               f"Linear {r['linear_ms']:.2f} ms, ratio {r['ratio']:.2f}", file=sys.stderr,
               flush=True)
+    path = " and ".join(sorted(paths))  # which KANLinear path the cases ran
     if args.json:
         print(json.dumps({"variant": args.variant, "threads": args.threads, "path": path,
                           "rows": rows}))

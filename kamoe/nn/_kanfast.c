@@ -43,7 +43,7 @@
 #endif
 
 enum { ACT_NONE = 0, ACT_EXTERNAL = 1, ACT_IDENTITY = 2, ACT_RELU = 3, ACT_SILU = 4 };
-enum { CHUNK = 256 }; /* inputs per row processed together (activation pass, then splines) */
+enum { CHUNK = 256 }; /* (sample, input) pairs per tile: activation pass, then splines */
 
 /* exp(x) in float without branches or tables, so that loops calling it vectorise: Cody-Waite
  * range reduction x = n ln2 + r and Cephes' degree-5 minimax polynomial for e^r (coefficients
@@ -82,8 +82,9 @@ static const double COEF[6][3] = {
     {1.0 / 120, -6.0 / 120, 15.0 / 120},
 };
 
-/* N_K(a) for a >= 0 and its slope; K is a constant once inlined, so the loops unroll. */
-#define DEFINE_CARDINAL(T)                                                                   \
+/* Per-dtype helpers: N_K(a) for a >= 0 and its slope (K is a constant once inlined, so the
+ * loops unroll), the activation passes, and the weight stacking / weight-gradient kernels. */
+#define DEFINE_HELPERS(T)                                                                   \
 static inline __attribute__((always_inline)) T cardinal_##T(T a, const int K) {            \
     T v = 0;                                                                                 \
     for (int j = 0; 2 * j < K + 1; ++j) {                                                    \
@@ -177,8 +178,8 @@ MULTIVERSION static void weight_grads_##T(                                      
     }                                                                                         \
 }
 
-DEFINE_CARDINAL(float)
-DEFINE_CARDINAL(double)
+DEFINE_HELPERS(float)
+DEFINE_HELPERS(double)
 
 /* The kernels walk the (sample, input) pairs in tiles of at most CHUNK consecutive pairs:
  * several whole rows when a row has at most CHUNK inputs, else one CHUNK-long part of a row.

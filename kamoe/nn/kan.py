@@ -135,6 +135,7 @@ def torch_path():
 # Base activations the native kernels apply themselves (codes of _kanfast.c), and those torch
 # applies and differentiates around them (code 1): (act(module, x), d loss/dx(module, g, x, act)).
 _NATIVE_ACT = {type(None): 0, nn.Identity: 2, nn.ReLU: 3, nn.SiLU: 4}
+_EXTERNAL = 1  # the kernels' code for an activation applied by torch
 _EXTERNAL_ACT = {
     nn.Tanh: (lambda m, x: torch.tanh(x),
               lambda m, g, x, y: torch.ops.aten.tanh_backward(g, y)),
@@ -148,7 +149,7 @@ _EXTERNAL_ACT = {
 def _native_activation_code(module: nn.Module | None) -> int | None:
     """The kernels' code for a base activation; None for one of the user's own (torch path)."""
     kind = type(module)
-    return _NATIVE_ACT.get(kind, 1 if kind in _EXTERNAL_ACT else None)
+    return _NATIVE_ACT.get(kind, _EXTERNAL if kind in _EXTERNAL_ACT else None)
 
 
 def _ptr(t: torch.Tensor | None) -> int:
@@ -163,8 +164,8 @@ def _scratch(rows: int, cols: int, like: torch.Tensor) -> torch.Tensor | None:
     """A reusable (rows, cols) work buffer for one backward call, or None when it is too large.
 
     The feature gradient lives only inside one backward; reusing its memory instead of a fresh
-    allocation per step avoids the page faults that dominated small layers' backward (measured:
-    ~40-300 faults per step from the allocator handing fresh pages back and forth).
+    allocation per step avoids the allocator's page faults (measured on (4096, 8, 16): ~40 faults
+    per step without it, and the KANLinear/Linear ratio 0.05-0.1 lower with it).
     """
     n = rows * cols
     if n > _SCRATCH_MAX:
@@ -189,7 +190,7 @@ class _NativeKANLinear(torch.autograd.Function):
                 scale, shift, order: int, code: int, act: nn.Module | None):
         n, i = x.shape
         o, _, nb = spline_weight.shape
-        external = _EXTERNAL_ACT.get(type(act)) if code == 1 else None
+        external = _EXTERNAL_ACT.get(type(act)) if code == _EXTERNAL else None
         # the kernels read raw memory: hand them dense tensors (no copy when they already are)
         base_weight, spline_weight = base_weight.contiguous(), spline_weight.contiguous()
         spline_scaler = None if spline_scaler is None else spline_scaler.contiguous()
