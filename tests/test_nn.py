@@ -133,9 +133,10 @@ def test_native_path_matches_torch_path(order, activation):
 
 @needs_native
 @pytest.mark.parametrize("activation", ["silu", "relu", "gelu"])
-def test_native_float32_matches_torch_path(activation):
+@pytest.mark.parametrize("grid_size", [5, 7])  # 8, 10 splines: a full 8-lane vector, a tail
+def test_native_float32_matches_torch_path(activation, grid_size):
     torch.manual_seed(5)
-    layer = KANLinear(6, 5, base_activation=activation)
+    layer = KANLinear(6, 5, grid_size=grid_size, base_activation=activation)
     # float32 round-off of two evaluation orders (and SiLU's exp is a polynomial in the kernel)
     _assert_paths_agree(layer, torch.randn(300, 6) * 1.5, 1e-5, 1e-4)
 

@@ -6,11 +6,13 @@
  * (de Boor, "A Practical Guide to Splines", ch. IX):
  *     B_m(x) = N_K(u - m - (K+1)/2),   u = (x - t_0) / h,
  *     N_K(a) = sum_{j < (K+1)/2} (-1)^j C(K+1, j) / K! * ((K+1)/2 - j - |a|)_+^K,
- * so every block is computed densely, with no cell index, gather or scatter, and the loop over
- * m vectorises. features_backward: d loss/d x from d loss/d features, through the splines and
- * the base activation. It needs only the K + 1 splines live in x's knot interval: their slopes
- * (the same closed form differentiated) are computed for a run of inputs at once, then dotted
- * with the matching K + 1 feature gradients (measured 30% faster than the dense form).
+ * so every block is computed densely, with no cell index, gather or scatter: one 32-byte vector
+ * of consecutive splines at a time. features_backward: d loss/d x from d loss/d features,
+ * through the splines and the base activation. It needs only the K + 1 splines live in x's knot
+ * interval: their slopes are degree K-1 polynomials of the position inside the interval
+ * (tabulated when the module loads), evaluated for a run of inputs at once, then dotted with
+ * the matching K + 1 feature gradients (measured 30% faster than the dense form, and the
+ * polynomials 35% faster than differentiating the closed form above).
  * stack_weights / weight_grads: the layer's stacked edge weights [w_base, w_spline * scaler]
  * and the parameter gradients from the stacked weights' gradient, one pass each.
  *
@@ -82,6 +84,21 @@ static const double COEF[6][3] = {
     {1.0 / 120, -6.0 / 120, 15.0 / 120},
 };
 
+/* 32-byte vectors (GCC/Clang vector extensions): the dense spline pass computes one vector of
+ * consecutive splines per (sample, input) pair. MASK_T is the matching integer vector, for the
+ * bit tricks |a| = a & 0x7f..f and max(z, 0) = z & (z > 0). */
+typedef float VEC_float __attribute__((vector_size(32)));
+typedef int32_t MASK_float __attribute__((vector_size(32)));
+typedef double VEC_double __attribute__((vector_size(32)));
+typedef int64_t MASK_double __attribute__((vector_size(32)));
+enum { LANES_float = 8, LANES_double = 4 };
+
+/* SLOPE_T[K][r][p]: inside knot interval c, at f = u - c in [0, 1), the live spline B_{c-K+r}
+ * has slope (d/du) sum_p SLOPE_T[K][r][p] f^p, p < K. Filled by fill_slope_tables() when the
+ * module loads. */
+static double SLOPE_double[6][6][5];
+static float SLOPE_float[6][6][5];
+
 /* Per-dtype helpers: N_K(a) for a >= 0 and its slope (K is a constant once inlined, so the
  * loops unroll), the activation passes, and the weight stacking / weight-gradient kernels. */
 #define DEFINE_HELPERS(T)                                                                   \
@@ -95,22 +112,6 @@ static inline __attribute__((always_inline)) T cardinal_##T(T a, const int K) { 
         v += (T)COEF[K][j] * p;                                                              \
     }                                                                                        \
     return v;                                                                                \
-}                                                                                            \
-/* dN_K/dt at t = a signed distance from the centre. For K = 1 (hat functions) the slope jumps \
- * at the knots; like the torch path (half-open knot intervals) this takes the right-hand one. */ \
-static inline __attribute__((always_inline)) T slope_##T(T t, const int K) {               \
-    if (K == 1)                                                                              \
-        return t >= (T)-1 && t < (T)0 ? (T)1 : (t >= (T)0 && t < (T)1 ? (T)-1 : (T)0);       \
-    const T a = t < 0 ? -t : t;                                                              \
-    T v = 0;                                                                                 \
-    for (int j = 0; 2 * j < K + 1; ++j) {                                                    \
-        T z = (T)(K + 1) * (T)0.5 - (T)j - a;                                                \
-        z = z > 0 ? z : (T)0;                                                                \
-        T p = z; /* z^(K-1) */                                                               \
-        for (int q = 2; q < K; ++q) p *= z;                                                  \
-        v += (T)(COEF[K][j] * K) * p;                                                        \
-    }                                                                                        \
-    return t > 0 ? -v : v; /* v = -dN/da, and a = |t| */                                     \
 }                                                                                            \
 /* act(x_i) for a run of inputs into out: one loop per activation, in a function of its own   \
  * so that the compiler's cost model sees each loop alone and vectorises it. */              \
@@ -181,6 +182,43 @@ MULTIVERSION static void weight_grads_##T(                                      
 DEFINE_HELPERS(float)
 DEFINE_HELPERS(double)
 
+/* The local polynomials behind SLOPE_T: piece r of order K is N_K(f + (K-1)/2 - r) on [0, 1), a
+ * polynomial of degree K. Its coefficients come from K + 1 samples and a Gauss-Jordan solve of
+ * the (well-conditioned, at most 6 x 6) Vandermonde system in double precision; the slope table
+ * holds their derivative. */
+static void fill_slope_tables(void) {
+    for (int K = 1; K <= 5; ++K) {
+        for (int r = 0; r <= K; ++r) {
+            double A[6][7];
+            for (int j = 0; j <= K; ++j) {
+                const double f = (j + 0.5) / (K + 1), t = f + (K - 1) * 0.5 - r;
+                double fp = 1;
+                for (int p = 0; p <= K; ++p, fp *= f) A[j][p] = fp;
+                A[j][K + 1] = cardinal_double(t < 0 ? -t : t, K);
+            }
+            for (int c = 0; c <= K; ++c) {
+                int piv = c;
+                for (int j = c + 1; j <= K; ++j)
+                    if (fabs(A[j][c]) > fabs(A[piv][c])) piv = j;
+                for (int p = 0; p <= K + 1; ++p) {
+                    const double tmp = A[c][p];
+                    A[c][p] = A[piv][p];
+                    A[piv][p] = tmp;
+                }
+                for (int j = 0; j <= K; ++j) {
+                    if (j == c) continue;
+                    const double m = A[j][c] / A[c][c];
+                    for (int p = c; p <= K + 1; ++p) A[j][p] -= m * A[c][p];
+                }
+            }
+            for (int p = 1; p <= K; ++p) {
+                SLOPE_double[K][r][p - 1] = p * A[p][K + 1] / A[p][p];
+                SLOPE_float[K][r][p - 1] = (float)SLOPE_double[K][r][p - 1];
+            }
+        }
+    }
+}
+
 /* The kernels walk the (sample, input) pairs in tiles of at most CHUNK consecutive pairs:
  * several whole rows when a row has at most CHUNK inputs, else one CHUNK-long part of a row.
  * Each tile is contiguous in x, so its activation pass is one vectorised loop. */
@@ -205,6 +243,18 @@ static inline void tile_bounds(int64_t t, int64_t n, int64_t in, int64_t *s0, in
     }
 }
 
+/* Each (sample, input) pair of a tile as a position u on the grid (in knot steps from t_0,
+ * minus `offset`): contiguous in x, so the loop vectorises. */
+#define DEFINE_POSITIONS(T)                                                                   \
+static inline __attribute__((always_inline)) void positions_##T(                             \
+        const T *restrict x, const T *restrict scale, const T *restrict shift, int64_t in,    \
+        int64_t s0, int64_t s1, int64_t i0, int64_t i1, T offset, T *restrict u) {            \
+    for (int64_t s = s0, q = 0; s < s1; ++s)                                                  \
+        for (int64_t i = i0; i < i1; ++i, ++q) u[q] = x[s * in + i] * scale[i] + shift[i] - offset; \
+}
+DEFINE_POSITIONS(float)
+DEFINE_POSITIONS(double)
+
 /* One function per (dtype, order), so that K is a constant inside the vectorised loops. */
 #define DEFINE_KERNELS(T, K)                                                                  \
 MULTIVERSION static void features_##T##_##K(                                                 \
@@ -213,21 +263,39 @@ MULTIVERSION static void features_##T##_##K(                                    
         int threads) {                                                                        \
     const int64_t w = 1 + nb, work = n * in * w, tiles = tile_count(n, in);                   \
     (void)work; (void)threads;                                                                \
+    enum { L = LANES_##T };                                                                   \
+    VEC_##T lane, sign;                                                                       \
+    for (int l = 0; l < L; ++l) {                                                             \
+        lane[l] = (T)l;                                                                       \
+        sign[l] = -(T)0; /* only the sign bit set */                                          \
+    }                                                                                         \
+    const MASK_##T magnitude = ~(MASK_##T)sign;                                               \
     PARALLEL_FOR                                                                              \
     for (int64_t t = 0; t < tiles; ++t) {                                                     \
-        T base[CHUNK];                                                                        \
+        T base[CHUNK], pos[CHUNK];                                                            \
         int64_t s0, s1, i0, i1;                                                               \
         tile_bounds(t, n, in, &s0, &s1, &i0, &i1);                                            \
         const int64_t k0 = s0 * in + i0, len = (s1 - s0) * (i1 - i0);                         \
         activation_##T(act, x + k0, aux ? aux + k0 : NULL, len, base);                        \
-        for (int64_t s = s0, q = 0; s < s1; ++s) {                                            \
-            for (int64_t i = i0; i < i1; ++i, ++q) {                                          \
-                T *restrict blk = out + (s * in + i) * w;                                     \
-                const T u = x[s * in + i] * scale[i] + shift[i] - (T)(K + 1) * (T)0.5;        \
-                blk[0] = base[q];                                                             \
-                for (int m = 0; m < nb; ++m) {                                                \
-                    T a = u - (T)m;                                                           \
-                    blk[1 + m] = cardinal_##T(a < 0 ? -a : a, K);                             \
+        positions_##T(x, scale, shift, in, s0, s1, i0, i1, (T)(K + 1) * (T)0.5, pos);         \
+        T *restrict blk = out + k0 * w;                                                       \
+        for (int64_t q = 0; q < len; ++q, blk += w) {                                         \
+            blk[0] = base[q];                                                                 \
+            /* splines m0 .. m0 + L - 1 at once: N_K(|u - m|), a sum of truncated powers */   \
+            for (int m0 = 0; m0 < nb; m0 += L) {                                              \
+                const VEC_##T a = (VEC_##T)((MASK_##T)((pos[q] - (T)m0) - lane) & magnitude); \
+                VEC_##T v = {0};                                                              \
+                for (int j = 0; 2 * j < K + 1; ++j) {                                         \
+                    VEC_##T z = ((T)(K + 1) * (T)0.5 - (T)j) - a;                             \
+                    z = (VEC_##T)((MASK_##T)z & (z > 0));                                     \
+                    VEC_##T p = z;                                                            \
+                    for (int e = 1; e < K; ++e) p *= z;                                       \
+                    v += (T)COEF[K][j] * p;                                                   \
+                }                                                                             \
+                if (m0 + L <= nb) {                                                           \
+                    memcpy(blk + 1 + m0, &v, sizeof v);                                       \
+                } else {                                                                      \
+                    for (int l = 0; l < nb - m0; ++l) blk[1 + m0 + l] = v[l];                 \
                 }                                                                             \
             }                                                                                 \
         }                                                                                     \
@@ -241,26 +309,28 @@ MULTIVERSION static void backward_##T##_##K(                                    
     (void)work; (void)threads;                                                                \
     PARALLEL_FOR                                                                              \
     for (int64_t t = 0; t < tiles; ++t) {                                                     \
-        T dact[CHUNK], slope[K + 1][CHUNK];                                                   \
+        T dact[CHUNK], pos[CHUNK], step[CHUNK], slope[K + 1][CHUNK];                          \
         int cell[CHUNK];                                                                      \
         int64_t s0, s1, i0, i1;                                                               \
         tile_bounds(t, n, in, &s0, &s1, &i0, &i1);                                            \
-        const int64_t k0 = s0 * in + i0, len = (s1 - s0) * (i1 - i0), width = i1 - i0;       \
+        const int64_t k0 = s0 * in + i0, len = (s1 - s0) * (i1 - i0);                         \
         activation_slope_##T(act, x + k0, len, dact);                                         \
-        /* vectorised over inputs: knot interval c and the slopes of its K + 1 live splines   \
-         * B_{c-K} .. B_c (times 1/h) */                                                      \
-        for (int64_t s = s0; s < s1; ++s) {                                                   \
-            const int64_t q0 = (s - s0) * width;                                              \
-            for (int64_t i = i0; i < i1; ++i) {                                               \
-                T u = x[s * in + i] * scale[i] + shift[i];                                    \
-                u = u > (T)-1 ? u : (T)-1;  /* also NaN: no live spline at -1 or beyond */    \
-                u = u < (T)(nb + K) ? u : (T)(nb + K);                                        \
-                const int c = (int)(u + (T)1) - 1;  /* floor(u) for u >= -1 */                \
-                const T f = u - (T)c;                                                         \
-                cell[q0 + i - i0] = c;                                                        \
-                for (int r = 0; r <= K; ++r)                                                  \
-                    slope[r][q0 + i - i0] =                                                   \
-                        slope_##T(f + (T)(K - 1) * (T)0.5 - (T)r, K) * scale[i];              \
+        positions_##T(x, scale, shift, in, s0, s1, i0, i1, (T)0, pos);                        \
+        for (int64_t s = s0, q = 0; s < s1; ++s)                                              \
+            for (int64_t i = i0; i < i1; ++i, ++q) step[q] = scale[i];                        \
+        /* vectorised over pairs: knot interval c and the slopes (times 1/h) of its K + 1     \
+         * live splines B_{c-K} .. B_c, from the local polynomials */                         \
+        for (int64_t q = 0; q < len; ++q) {                                                   \
+            T u = pos[q];                                                                     \
+            u = u > (T)-1 ? u : (T)-1;  /* also NaN: no live spline at -1 or beyond */        \
+            u = u < (T)(nb + K) ? u : (T)(nb + K);                                            \
+            const int c = (int)(u + (T)1) - 1;  /* floor(u) for u >= -1 */                    \
+            const T f = u - (T)c;                                                             \
+            cell[q] = c;                                                                      \
+            for (int r = 0; r <= K; ++r) {                                                    \
+                T v = SLOPE_##T[K][r][K - 1];                                                 \
+                for (int p = K - 2; p >= 0; --p) v = v * f + SLOPE_##T[K][r][p];              \
+                slope[r][q] = v * step[q];                                                    \
             }                                                                                 \
         }                                                                                     \
         for (int64_t q = 0; q < len; ++q) {                                                   \
@@ -392,4 +462,7 @@ static struct PyModuleDef MODULE = {
     .m_methods = METHODS,
 };
 
-PyMODINIT_FUNC PyInit__kanfast(void) { return PyModule_Create(&MODULE); }
+PyMODINIT_FUNC PyInit__kanfast(void) {
+    fill_slope_tables();
+    return PyModule_Create(&MODULE);
+}
