@@ -182,37 +182,41 @@ class _NativeKANLinear(torch.autograd.Function):
     features(x) (N, in * (1 + nb)) comes from _kanfast.features and W = [w_base, w_spline *
     scaler] from _kanfast.stack_weights; the backward takes the input gradient from
     _kanfast.features_backward (splines and base activation) and the parameter gradients from
-    one matmul and _kanfast.weight_grads.
+    one matmul and _kanfast.weight_grads. `plan` is KANLinear._native_plan's tuple (scale,
+    shift, order, activation code, activation module, external activation functions), passed as
+    one argument because every argument of apply() costs time on a small layer.
     """
 
     @staticmethod
-    def forward(ctx, x, base_weight, spline_weight, spline_scaler, bias,  # type: ignore[override]
-                scale, shift, order: int, code: int, act: nn.Module | None):
+    def forward(ctx, x, base_weight, spline_weight, spline_scaler, bias, plan):  # type: ignore[override]
+        scale, shift, order, code, act, external = plan
         n, i = x.shape
         o, _, nb = spline_weight.shape
-        external = _EXTERNAL_ACT.get(type(act)) if code == _EXTERNAL else None
         # the kernels read raw memory: hand them dense tensors (no copy when they already are)
         base_weight, spline_weight = base_weight.contiguous(), spline_weight.contiguous()
         spline_scaler = None if spline_scaler is None else spline_scaler.contiguous()
         threads, dbl = torch.get_num_threads(), x.dtype == torch.float64
         aux = external[0](act, x) if external else None  # act(x) when torch applies it
+        # act'(x) from the same pass as act(x), for the backward (SiLU's exp once per step)
+        keep = code > _EXTERNAL and ctx.needs_input_grad[0] and torch.is_grad_enabled()
+        dact = x.new_empty(n, i) if keep else None
         feats = x.new_empty(n, i * (1 + nb))
-        _kanfast.features(_ptr(x), _ptr(aux), _ptr(scale), _ptr(shift), _ptr(feats), n, i, nb,
-                          order, code, dbl, threads)
+        _kanfast.features(x.data_ptr(), _ptr(aux), scale.data_ptr(), shift.data_ptr(),
+                          feats.data_ptr(), _ptr(dact), n, i, nb, order, code, dbl, threads)
         w = x.new_empty(o, i * (1 + nb))
-        _kanfast.stack_weights(_ptr(base_weight), _ptr(spline_weight), _ptr(spline_scaler),
-                               _ptr(w), o * i, nb, dbl, threads)
+        _kanfast.stack_weights(base_weight.data_ptr(), spline_weight.data_ptr(),
+                               _ptr(spline_scaler), w.data_ptr(), o * i, nb, dbl, threads)
         y = feats @ w.t() if bias is None else torch.addmm(bias, feats, w.t())
-        ctx.save_for_backward(x, aux, feats, w, spline_weight, spline_scaler, scale, shift)
-        ctx.order, ctx.code, ctx.act, ctx.external = order, code, act, external
+        ctx.save_for_backward(x, aux, dact, feats, w, spline_weight, spline_scaler)
+        ctx.plan = plan
         return y
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_y):  # type: ignore[override]
-        x, aux, feats, w, spline_weight, spline_scaler, scale, shift = ctx.saved_tensors
+        x, aux, dact, feats, w, spline_weight, spline_scaler = ctx.saved_tensors
+        scale, shift, order, code, act, external = ctx.plan
         needs = ctx.needs_input_grad
-        code, external = ctx.code, ctx.external
         threads, dbl = torch.get_num_threads(), x.dtype == torch.float64
         grad_y = grad_y.contiguous()  # e.g. the expanded ones of a .sum(): BLAS needs strides
         o, i, nb = spline_weight.shape
@@ -222,20 +226,20 @@ class _NativeKANLinear(torch.autograd.Function):
             g_x = torch.empty_like(x)
             g_base = torch.empty_like(x) if external else None
             _kanfast.features_backward(
-                _ptr(x), _ptr(g_feats), _ptr(scale), _ptr(shift), _ptr(g_x), _ptr(g_base),
-                x.size(0), i, nb, ctx.order, code, dbl, threads)
+                x.data_ptr(), g_feats.data_ptr(), scale.data_ptr(), shift.data_ptr(), _ptr(dact),
+                g_x.data_ptr(), _ptr(g_base), x.size(0), i, nb, order, code, dbl, threads)
             if external:
-                g_x += external[1](ctx.act, g_base, x, aux)
+                g_x += external[1](act, g_base, x, aux)
         if needs[1] or needs[2] or needs[3]:
             g_w = grad_y.t() @ feats  # (out, in * (1 + nb))
             g_bw = spline_weight.new_empty(o, i) if needs[1] else None
             g_sw = torch.empty_like(spline_weight) if needs[2] else None
             g_sc = torch.empty_like(spline_scaler) if needs[3] else None
-            _kanfast.weight_grads(_ptr(g_w), _ptr(spline_weight), _ptr(spline_scaler),
+            _kanfast.weight_grads(g_w.data_ptr(), spline_weight.data_ptr(), _ptr(spline_scaler),
                                   _ptr(g_bw), _ptr(g_sw), _ptr(g_sc), o * i, nb, dbl, threads)
         if needs[4]:
             g_b = grad_y.sum(0)
-        return g_x, g_bw, g_sw, g_sc, g_b, None, None, None, None, None
+        return g_x, g_bw, g_sw, g_sc, g_b, None
 
 
 class KANLinear(nn.Module):
@@ -385,44 +389,45 @@ class KANLinear(nn.Module):
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """y_j = sum_i phi_ji(x_i) for x of shape (..., in)."""
-        lead = x.shape[:-1]
-        x2 = x.reshape(-1, self.in_features)
+        x2 = x if x.dim() == 2 else x.reshape(-1, self.in_features)
         plan = self._native_plan(x2)
         if plan is not None:
-            scale, shift, code = plan
+            params = self._parameters
             y = _NativeKANLinear.apply(
-                x2.contiguous(), self.base_weight, self.spline_weight, self.spline_scaler,
-                self.bias, scale, shift, self.spline_order, code, self.base_activation)
+                x2.contiguous(), params["base_weight"], params["spline_weight"],
+                params.get("spline_scaler"), params.get("bias"), plan)
         else:
             feats = self.features(x2).reshape(x2.size(0), -1)
             y = F.linear(feats, self.edge_weights().reshape(self.out_features, -1), self.bias)
-        return y.reshape(*lead, self.out_features)
+        return y if x.dim() == 2 else y.reshape(*x.shape[:-1], self.out_features)
 
     def _native_plan(self, x: torch.Tensor):
-        """(1/h, -t_0/h per input, activation code) when the native path can run, else None.
+        """_NativeKANLinear's plan when the native path can run, else None.
 
         It can on the CPU, in float32/float64 with parameters of the same dtype, with uniform
-        knots, an order in NATIVE_ORDERS and a built-in base activation. The plan is cached
-        until the grid, the activation or a dtype changes (a small layer's forward would
-        otherwise spend a tenth of its time recomputing it).
+        knots, an order in NATIVE_ORDERS and a built-in base activation. The plan holds 1/h and
+        -t_0/h per input, the order and the activation (code, module, and torch's functions for
+        one the kernels do not apply). It is cached until the grid, the activation or a dtype
+        changes: a small layer's forward would otherwise spend a tenth of its time on it.
         """
         if _kanfast is None or not _native_enabled or x.device.type != "cpu":
             return None
-        key = (id(self.grid), self.grid.data_ptr(), self.grid._version,
-               self.grid_uniform._version, id(self.base_activation), x.dtype,
-               self.spline_weight.dtype, self.spline_weight.device)
+        grid, uniform = self._buffers["grid"], self._buffers["grid_uniform"]
+        weight, act = self._parameters["spline_weight"], self._modules.get("base_activation")
+        key = (id(grid), grid.data_ptr(), grid._version, uniform._version, id(act), x.dtype,
+               weight.dtype, weight.device)
         cached = self.__dict__.get("_plan")
         if cached is not None and cached[0] == key:
             return cached[1]
         plan = None
-        code = _native_activation_code(self.base_activation)
-        params = [p for p in (self.base_weight, self.spline_weight, self.spline_scaler, self.bias)
-                  if p is not None]
+        code = _native_activation_code(act)
+        params = [p for p in self._parameters.values() if p is not None]
         if (code is not None and x.dtype in (torch.float32, torch.float64)
                 and all(p.dtype == x.dtype and p.device.type == "cpu" for p in params)
-                and self.spline_order in NATIVE_ORDERS and bool(self.grid_uniform)):
-            step = self.grid[:, 1] - self.grid[:, 0]
-            plan = ((1 / step).to(x.dtype), (-self.grid[:, 0] / step).to(x.dtype), code)
+                and self.spline_order in NATIVE_ORDERS and bool(uniform)):
+            step = grid[:, 1] - grid[:, 0]
+            plan = ((1 / step).to(x.dtype), (-grid[:, 0] / step).to(x.dtype), self.spline_order,
+                    code, act, _EXTERNAL_ACT.get(type(act)) if code == _EXTERNAL else None)
         if not torch.is_inference_mode_enabled():  # inference tensors cannot be kept for later
             self.__dict__["_plan"] = (key, plan)
         return plan
