@@ -113,6 +113,20 @@ static inline __attribute__((always_inline)) T cardinal_##T(T a, const int K) { 
     }                                                                                        \
     return v;                                                                                \
 }                                                                                            \
+/* act(x_i) for a run of inputs into out: one loop per activation, in a function of its own   \
+ * so that the compiler's cost model sees each loop alone and vectorises it. */              \
+MULTIVERSION __attribute__((noinline)) static void activation_##T(                          \
+        int act, const T *restrict x, const T *restrict aux, int64_t len, T *restrict out) { \
+    switch (act) {                                                                           \
+    case ACT_EXTERNAL: for (int64_t i = 0; i < len; ++i) out[i] = aux[i]; break;             \
+    case ACT_IDENTITY: for (int64_t i = 0; i < len; ++i) out[i] = x[i]; break;               \
+    case ACT_RELU: for (int64_t i = 0; i < len; ++i) out[i] = x[i] > 0 ? x[i] : (T)0; break; \
+    case ACT_SILU:                                                                           \
+        for (int64_t i = 0; i < len; ++i) out[i] = x[i] / ((T)1 + exp_##T(-x[i]));           \
+        break;                                                                               \
+    default: for (int64_t i = 0; i < len; ++i) out[i] = 0;                                   \
+    }                                                                                        \
+}                                                                                            \
 /* act'(x_i) for a run of inputs (0 for NONE and EXTERNAL: torch differentiates an external   \
  * activation). Contiguous reads only: strided loads become gathers, which are microcoded and  \
  * slow on many CPUs. */                                                                     \
@@ -129,32 +143,6 @@ MULTIVERSION __attribute__((noinline)) static void activation_slope_##T(        
         break;                                                                               \
     default: for (int64_t i = 0; i < len; ++i) out[i] = 0;                                   \
     }                                                                                        \
-}                                                                                            \
-/* act(x_i) for a run of inputs into out, and act'(x_i) into slope unless it is NULL (the
- * forward pass keeps it for the backward: SiLU's exp is then computed once per step). One loop
- * per case, in a function of its own so that the compiler's cost model sees each loop alone and
- * vectorises it. */                                                                         \
-MULTIVERSION __attribute__((noinline)) static void activation_##T(                          \
-        int act, const T *restrict x, const T *restrict aux, int64_t len, T *restrict out,    \
-        T *restrict slope) {                                                                 \
-    switch (act) {                                                                           \
-    case ACT_EXTERNAL: for (int64_t i = 0; i < len; ++i) out[i] = aux[i]; break;             \
-    case ACT_IDENTITY: for (int64_t i = 0; i < len; ++i) out[i] = x[i]; break;               \
-    case ACT_RELU: for (int64_t i = 0; i < len; ++i) out[i] = x[i] > 0 ? x[i] : (T)0; break; \
-    case ACT_SILU:                                                                           \
-        if (slope) {                                                                         \
-            for (int64_t i = 0; i < len; ++i) {                                              \
-                const T sig = (T)1 / ((T)1 + exp_##T(-x[i]));                                \
-                out[i] = x[i] * sig;                                                         \
-                slope[i] = sig * ((T)1 + x[i] * ((T)1 - sig));                               \
-            }                                                                                \
-            return;                                                                          \
-        }                                                                                    \
-        for (int64_t i = 0; i < len; ++i) out[i] = x[i] / ((T)1 + exp_##T(-x[i]));           \
-        break;                                                                               \
-    default: for (int64_t i = 0; i < len; ++i) out[i] = 0;                                   \
-    }                                                                                        \
-    if (slope) activation_slope_##T(act, x, len, slope);                                     \
 }                                                                                            \
 MULTIVERSION static void stack_weights_##T(                                                  \
         const T *restrict bw, const T *restrict sw, const T *restrict sc, int64_t edges,      \
@@ -262,7 +250,8 @@ static inline __attribute__((always_inline)) void positions_##T(                
         const T *restrict x, const T *restrict scale, const T *restrict shift, int64_t in,    \
         int64_t s0, int64_t s1, int64_t i0, int64_t i1, T offset, T *restrict u) {            \
     for (int64_t s = s0, q = 0; s < s1; ++s)                                                  \
-        for (int64_t i = i0; i < i1; ++i, ++q) u[q] = x[s * in + i] * scale[i] + shift[i] - offset; \
+        for (int64_t i = i0; i < i1; ++i, ++q)                                                \
+            u[q] = x[s * in + i] * scale[i] + shift[i] - offset;                              \
 }
 DEFINE_POSITIONS(float)
 DEFINE_POSITIONS(double)
@@ -272,7 +261,7 @@ DEFINE_POSITIONS(double)
 MULTIVERSION static void features_##T##_##K(                                                 \
         const T *restrict x, const T *restrict aux, const T *restrict scale,                  \
         const T *restrict shift, int64_t n, int64_t in, int nb, int act, T *restrict out,     \
-        T *restrict dact, int threads) {                                                      \
+        int threads) {                                                                        \
     const int64_t w = 1 + nb, work = n * in * w, tiles = tile_count(n, in);                   \
     (void)work; (void)threads;                                                                \
     enum { L = LANES_##T };                                                                   \
@@ -288,7 +277,7 @@ MULTIVERSION static void features_##T##_##K(                                    
         int64_t s0, s1, i0, i1;                                                               \
         tile_bounds(t, n, in, &s0, &s1, &i0, &i1);                                            \
         const int64_t k0 = s0 * in + i0, len = (s1 - s0) * (i1 - i0);                         \
-        activation_##T(act, x + k0, aux ? aux + k0 : NULL, len, base, dact ? dact + k0 : NULL); \
+        activation_##T(act, x + k0, aux ? aux + k0 : NULL, len, base);                        \
         positions_##T(x, scale, shift, in, s0, s1, i0, i1, (T)(K + 1) * (T)0.5, pos);         \
         T *restrict blk = out + k0 * w;                                                       \
         for (int64_t q = 0; q < len; ++q, blk += w) {                                         \
@@ -315,19 +304,18 @@ MULTIVERSION static void features_##T##_##K(                                    
 }                                                                                             \
 MULTIVERSION static void backward_##T##_##K(                                                 \
         const T *restrict x, const T *restrict g, const T *restrict scale,                    \
-        const T *restrict shift, const T *restrict dact_in, int64_t n, int64_t in, int nb,     \
-        int act, T *restrict gx, T *restrict gbase, int threads) {                            \
+        const T *restrict shift, int64_t n, int64_t in, int nb, int act, T *restrict gx,      \
+        T *restrict gbase, int threads) {                                                     \
     const int64_t w = 1 + nb, work = n * in * w, tiles = tile_count(n, in);                   \
     (void)work; (void)threads;                                                                \
     PARALLEL_FOR                                                                              \
     for (int64_t t = 0; t < tiles; ++t) {                                                     \
-        T dact_tile[CHUNK], pos[CHUNK], step[CHUNK], slope[K + 1][CHUNK];                     \
+        T dact[CHUNK], pos[CHUNK], step[CHUNK], slope[K + 1][CHUNK];                          \
         int cell[CHUNK];                                                                      \
         int64_t s0, s1, i0, i1;                                                               \
         tile_bounds(t, n, in, &s0, &s1, &i0, &i1);                                            \
         const int64_t k0 = s0 * in + i0, len = (s1 - s0) * (i1 - i0);                         \
-        const T *restrict dact = dact_in ? dact_in + k0 : dact_tile;                          \
-        if (!dact_in) activation_slope_##T(act, x + k0, len, dact_tile);                      \
+        activation_slope_##T(act, x + k0, len, dact);                                         \
         positions_##T(x, scale, shift, in, s0, s1, i0, i1, (T)0, pos);                        \
         for (int64_t s = s0, q = 0; s < s1; ++s)                                              \
             for (int64_t i = i0; i < i1; ++i, ++q) step[q] = scale[i];                        \
@@ -366,9 +354,9 @@ DEFINE_ORDERS(float)
 DEFINE_ORDERS(double)
 
 typedef void (*features_fn)(const void *, const void *, const void *, const void *, int64_t,
+                            int64_t, int, int, void *, int);
+typedef void (*backward_fn)(const void *, const void *, const void *, const void *, int64_t,
                             int64_t, int, int, void *, void *, int);
-typedef void (*backward_fn)(const void *, const void *, const void *, const void *,
-                            const void *, int64_t, int64_t, int, int, void *, void *, int);
 typedef void (*stack_fn)(const void *, const void *, const void *, int64_t, int, void *, int);
 typedef void (*wgrad_fn)(const void *, const void *, const void *, int64_t, int, void *, void *,
                          void *, int);
@@ -394,30 +382,30 @@ static int check(int order, long long nb, int act) {
 
 static PyObject *py_features(PyObject *self, PyObject *args) {
     (void)self;
-    unsigned long long x, aux, scale, shift, out, dact;
+    unsigned long long x, aux, scale, shift, out;
     long long n, in, nb;
     int order, act, dbl, threads;
-    if (!PyArg_ParseTuple(args, "KKKKKKLLLiipi", &x, &aux, &scale, &shift, &out, &dact, &n, &in,
-                          &nb, &order, &act, &dbl, &threads) || !check(order, nb, act))
+    if (!PyArg_ParseTuple(args, "KKKKKLLLiipi", &x, &aux, &scale, &shift, &out, &n, &in, &nb,
+                          &order, &act, &dbl, &threads) || !check(order, nb, act))
         return NULL;
     features_fn fn = (features_fn)FEATURES[dbl][order];
     Py_BEGIN_ALLOW_THREADS
-    fn(P(x), P(aux), P(scale), P(shift), n, in, (int)nb, act, P(out), P(dact), threads);
+    fn(P(x), P(aux), P(scale), P(shift), n, in, (int)nb, act, P(out), threads);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
 
 static PyObject *py_features_backward(PyObject *self, PyObject *args) {
     (void)self;
-    unsigned long long x, g, scale, shift, dact, gx, gbase;
+    unsigned long long x, g, scale, shift, gx, gbase;
     long long n, in, nb;
     int order, act, dbl, threads;
-    if (!PyArg_ParseTuple(args, "KKKKKKKLLLiipi", &x, &g, &scale, &shift, &dact, &gx, &gbase,
-                          &n, &in, &nb, &order, &act, &dbl, &threads) || !check(order, nb, act))
+    if (!PyArg_ParseTuple(args, "KKKKKKLLLiipi", &x, &g, &scale, &shift, &gx, &gbase, &n, &in,
+                          &nb, &order, &act, &dbl, &threads) || !check(order, nb, act))
         return NULL;
     backward_fn fn = (backward_fn)BACKWARD[dbl][order];
     Py_BEGIN_ALLOW_THREADS
-    fn(P(x), P(g), P(scale), P(shift), P(dact), n, in, (int)nb, act, P(gx), P(gbase), threads);
+    fn(P(x), P(g), P(scale), P(shift), n, in, (int)nb, act, P(gx), P(gbase), threads);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
@@ -454,11 +442,10 @@ static PyObject *py_weight_grads(PyObject *self, PyObject *args) {
 
 static PyMethodDef METHODS[] = {
     {"features", py_features, METH_VARARGS,
-     "features(x, aux, scale, shift, out, act_slope_out, n, in, nb, order, act, is_double, "
-     "threads)"},
+     "features(x, aux, scale, shift, out, n, in, nb, order, act, is_double, threads)"},
     {"features_backward", py_features_backward, METH_VARARGS,
-     "features_backward(x, grad_features, scale, shift, act_slope, grad_x, grad_base, n, in, "
-     "nb, order, act, is_double, threads)"},
+     "features_backward(x, grad_features, scale, shift, grad_x, grad_base, n, in, nb, order, "
+     "act, is_double, threads)"},
     {"stack_weights", py_stack_weights, METH_VARARGS,
      "stack_weights(base_weight, spline_weight, spline_scaler, out, edges, nb, is_double, "
      "threads)"},

@@ -197,24 +197,21 @@ class _NativeKANLinear(torch.autograd.Function):
         spline_scaler = None if spline_scaler is None else spline_scaler.contiguous()
         threads, dbl = torch.get_num_threads(), x.dtype == torch.float64
         aux = external[0](act, x) if external else None  # act(x) when torch applies it
-        # act'(x) from the same pass as act(x), for the backward (SiLU's exp once per step)
-        keep = code > _EXTERNAL and ctx.needs_input_grad[0] and torch.is_grad_enabled()
-        dact = x.new_empty(n, i) if keep else None
         feats = x.new_empty(n, i * (1 + nb))
         _kanfast.features(x.data_ptr(), _ptr(aux), scale.data_ptr(), shift.data_ptr(),
-                          feats.data_ptr(), _ptr(dact), n, i, nb, order, code, dbl, threads)
+                          feats.data_ptr(), n, i, nb, order, code, dbl, threads)
         w = x.new_empty(o, i * (1 + nb))
         _kanfast.stack_weights(base_weight.data_ptr(), spline_weight.data_ptr(),
                                _ptr(spline_scaler), w.data_ptr(), o * i, nb, dbl, threads)
         y = feats @ w.t() if bias is None else torch.addmm(bias, feats, w.t())
-        ctx.save_for_backward(x, aux, dact, feats, w, spline_weight, spline_scaler)
+        ctx.save_for_backward(x, aux, feats, w, spline_weight, spline_scaler)
         ctx.plan = plan
         return y
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_y):  # type: ignore[override]
-        x, aux, dact, feats, w, spline_weight, spline_scaler = ctx.saved_tensors
+        x, aux, feats, w, spline_weight, spline_scaler = ctx.saved_tensors
         scale, shift, order, code, act, external = ctx.plan
         needs = ctx.needs_input_grad
         threads, dbl = torch.get_num_threads(), x.dtype == torch.float64
@@ -226,7 +223,7 @@ class _NativeKANLinear(torch.autograd.Function):
             g_x = torch.empty_like(x)
             g_base = torch.empty_like(x) if external else None
             _kanfast.features_backward(
-                x.data_ptr(), g_feats.data_ptr(), scale.data_ptr(), shift.data_ptr(), _ptr(dact),
+                x.data_ptr(), g_feats.data_ptr(), scale.data_ptr(), shift.data_ptr(),
                 g_x.data_ptr(), _ptr(g_base), x.size(0), i, nb, order, code, dbl, threads)
             if external:
                 g_x += external[1](act, g_base, x, aux)
