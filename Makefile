@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: app test lint bench-speed
+.PHONY: app test lint
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml setup.py kamoe/nn/_kanfast.c
 	$(PY) -m venv $(VENV)
