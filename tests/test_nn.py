@@ -142,6 +142,18 @@ def test_native_float32_matches_torch_path(activation, grid_size):
 
 
 @needs_native
+@pytest.mark.parametrize("in_features, grid_size, order", [(300, 50, 3), (257, 7, 5), (1, 1, 1)])
+def test_native_path_matches_torch_path_on_wide_rows_and_long_grids(in_features, grid_size,
+                                                                    order):
+    # rows wider than the kernels' 256-pair tiles are split over several tiles; 53 splines are
+    # 13 full 4-double vectors and a tail of one
+    torch.manual_seed(in_features)
+    layer = KANLinear(in_features, 3, grid_size=grid_size, spline_order=order).double()
+    _assert_paths_agree(layer, torch.randn(37, in_features, dtype=torch.float64) * 1.3,
+                        1e-7, 1e-7)
+
+
+@needs_native
 def test_native_gradients_match_finite_differences_for_every_parameter():
     torch.manual_seed(6)
     layer = KANLinear(3, 2, base_activation="relu", bias=True).double()
