@@ -67,17 +67,17 @@ def _one_case(spec: dict) -> dict:
         layer = nn.Linear(i * (g + k + 1), o)
         x = torch.randn(b, i * (g + k + 1)).requires_grad_()
 
-    use_torch_path = spec["variant"] == "torch-path"
+    mode = torch_path if spec["variant"] == "torch-path" else contextlib.nullcontext
 
     def step() -> None:
         layer.zero_grad(set_to_none=True)
         x.grad = None
-        with torch_path() if use_torch_path else contextlib.nullcontext():
+        with mode():
             layer(x).sum().backward()
 
     path = None
     if spec["kind"] == "kan":  # ask the layer which path this forward takes
-        with torch_path() if use_torch_path else contextlib.nullcontext():
+        with mode():
             path = "native kernels" if layer._native_plan(x.detach()) else "torch path"
     before = _peak_kib()  # layer and input exist; warm-up allocations count as the layer's
     for _ in range(spec["warmup"]):

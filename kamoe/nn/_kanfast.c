@@ -9,8 +9,9 @@
  * so every block is computed densely, with no cell index, gather or scatter: one 32-byte vector
  * of consecutive splines at a time. features_backward: d loss/d x from d loss/d features,
  * through the splines and the base activation. It needs only the K + 1 splines live in x's knot
- * interval: their slopes are degree K-1 polynomials of the position inside the interval
- * (tabulated when the module loads), evaluated for a run of inputs at once, then dotted with
+ * interval: their slopes are degree K-1 polynomials of the position inside the interval, with
+ * coefficients `slopes` (K, K+1) from kan.py's _slope_matrix (row p: the f^p coefficient of
+ * each live spline's slope), evaluated for a run of inputs at once, then dotted with
  * the matching K + 1 feature gradients (measured 30% faster than the dense form, and the
  * polynomials 35% faster than differentiating the closed form above).
  * stack_weights / weight_grads: the layer's stacked edge weights [w_base, w_spline * scaler]
@@ -93,26 +94,9 @@ typedef double VEC_double __attribute__((vector_size(32)));
 typedef int64_t MASK_double __attribute__((vector_size(32)));
 enum { LANES_float = 8, LANES_double = 4 };
 
-/* SLOPE_T[K][r][p]: inside knot interval c, at f = u - c in [0, 1), the live spline B_{c-K+r}
- * has slope (d/du) sum_p SLOPE_T[K][r][p] f^p, p < K. Filled by fill_slope_tables() when the
- * module loads. */
-static double SLOPE_double[6][6][5];
-static float SLOPE_float[6][6][5];
-
-/* Per-dtype helpers: N_K(a) for a >= 0 and its slope (K is a constant once inlined, so the
- * loops unroll), the activation passes, and the weight stacking / weight-gradient kernels. */
+/* Per-dtype helpers: the activation passes, and the weight stacking / weight-gradient
+ * kernels. */
 #define DEFINE_HELPERS(T)                                                                   \
-static inline __attribute__((always_inline)) T cardinal_##T(T a, const int K) {            \
-    T v = 0;                                                                                 \
-    for (int j = 0; 2 * j < K + 1; ++j) {                                                    \
-        T z = (T)(K + 1) * (T)0.5 - (T)j - a;                                                \
-        z = z > 0 ? z : (T)0;                                                                \
-        T p = z;                                                                             \
-        for (int q = 1; q < K; ++q) p *= z;                                                  \
-        v += (T)COEF[K][j] * p;                                                              \
-    }                                                                                        \
-    return v;                                                                                \
-}                                                                                            \
 /* act(x_i) for a run of inputs into out: one loop per activation, in a function of its own   \
  * so that the compiler's cost model sees each loop alone and vectorises it. */              \
 MULTIVERSION __attribute__((noinline)) static void activation_##T(                          \
@@ -181,43 +165,6 @@ MULTIVERSION static void weight_grads_##T(                                      
 
 DEFINE_HELPERS(float)
 DEFINE_HELPERS(double)
-
-/* The local polynomials behind SLOPE_T: piece r of order K is N_K(f + (K-1)/2 - r) on [0, 1), a
- * polynomial of degree K. Its coefficients come from K + 1 samples and a Gauss-Jordan solve of
- * the (well-conditioned, at most 6 x 6) Vandermonde system in double precision; the slope table
- * holds their derivative. */
-static void fill_slope_tables(void) {
-    for (int K = 1; K <= 5; ++K) {
-        for (int r = 0; r <= K; ++r) {
-            double A[6][7];
-            for (int j = 0; j <= K; ++j) {
-                const double f = (j + 0.5) / (K + 1), t = f + (K - 1) * 0.5 - r;
-                double fp = 1;
-                for (int p = 0; p <= K; ++p, fp *= f) A[j][p] = fp;
-                A[j][K + 1] = cardinal_double(t < 0 ? -t : t, K);
-            }
-            for (int c = 0; c <= K; ++c) {
-                int piv = c;
-                for (int j = c + 1; j <= K; ++j)
-                    if (fabs(A[j][c]) > fabs(A[piv][c])) piv = j;
-                for (int p = 0; p <= K + 1; ++p) {
-                    const double tmp = A[c][p];
-                    A[c][p] = A[piv][p];
-                    A[piv][p] = tmp;
-                }
-                for (int j = 0; j <= K; ++j) {
-                    if (j == c) continue;
-                    const double m = A[j][c] / A[c][c];
-                    for (int p = c; p <= K + 1; ++p) A[j][p] -= m * A[c][p];
-                }
-            }
-            for (int p = 1; p <= K; ++p) {
-                SLOPE_double[K][r][p - 1] = p * A[p][K + 1] / A[p][p];
-                SLOPE_float[K][r][p - 1] = (float)SLOPE_double[K][r][p - 1];
-            }
-        }
-    }
-}
 
 /* The kernels walk the (sample, input) pairs in tiles of at most CHUNK consecutive pairs:
  * several whole rows when a row has at most CHUNK inputs, else one CHUNK-long part of a row.
@@ -304,8 +251,8 @@ MULTIVERSION static void features_##T##_##K(                                    
 }                                                                                             \
 MULTIVERSION static void backward_##T##_##K(                                                 \
         const T *restrict x, const T *restrict g, const T *restrict scale,                    \
-        const T *restrict shift, int64_t n, int64_t in, int nb, int act, T *restrict gx,      \
-        T *restrict gbase, int threads) {                                                     \
+        const T *restrict shift, const T *restrict slopes, int64_t n, int64_t in, int nb,     \
+        int act, T *restrict gx, T *restrict gbase, int threads) {                            \
     const int64_t w = 1 + nb, work = n * in * w, tiles = tile_count(n, in);                   \
     (void)work; (void)threads;                                                                \
     PARALLEL_FOR                                                                              \
@@ -329,8 +276,8 @@ MULTIVERSION static void backward_##T##_##K(                                    
             const T f = u - (T)c;                                                             \
             cell[q] = c;                                                                      \
             for (int r = 0; r <= K; ++r) {                                                    \
-                T v = SLOPE_##T[K][r][K - 1];                                                 \
-                for (int p = K - 2; p >= 0; --p) v = v * f + SLOPE_##T[K][r][p];              \
+                T v = slopes[(K - 1) * (K + 1) + r];                                          \
+                for (int p = K - 2; p >= 0; --p) v = v * f + slopes[p * (K + 1) + r];         \
                 slope[r][q] = v * step[q];                                                    \
             }                                                                                 \
         }                                                                                     \
@@ -355,8 +302,8 @@ DEFINE_ORDERS(double)
 
 typedef void (*features_fn)(const void *, const void *, const void *, const void *, int64_t,
                             int64_t, int, int, void *, int);
-typedef void (*backward_fn)(const void *, const void *, const void *, const void *, int64_t,
-                            int64_t, int, int, void *, void *, int);
+typedef void (*backward_fn)(const void *, const void *, const void *, const void *,
+                            const void *, int64_t, int64_t, int, int, void *, void *, int);
 typedef void (*stack_fn)(const void *, const void *, const void *, int64_t, int, void *, int);
 typedef void (*wgrad_fn)(const void *, const void *, const void *, int64_t, int, void *, void *,
                          void *, int);
@@ -397,15 +344,16 @@ static PyObject *py_features(PyObject *self, PyObject *args) {
 
 static PyObject *py_features_backward(PyObject *self, PyObject *args) {
     (void)self;
-    unsigned long long x, g, scale, shift, gx, gbase;
+    unsigned long long x, g, scale, shift, slopes, gx, gbase;
     long long n, in, nb;
     int order, act, dbl, threads;
-    if (!PyArg_ParseTuple(args, "KKKKKKLLLiipi", &x, &g, &scale, &shift, &gx, &gbase, &n, &in,
-                          &nb, &order, &act, &dbl, &threads) || !check(order, nb, act))
+    if (!PyArg_ParseTuple(args, "KKKKKKKLLLiipi", &x, &g, &scale, &shift, &slopes, &gx, &gbase,
+                          &n, &in, &nb, &order, &act, &dbl, &threads) || !check(order, nb, act))
         return NULL;
     backward_fn fn = (backward_fn)BACKWARD[dbl][order];
     Py_BEGIN_ALLOW_THREADS
-    fn(P(x), P(g), P(scale), P(shift), n, in, (int)nb, act, P(gx), P(gbase), threads);
+    fn(P(x), P(g), P(scale), P(shift), P(slopes), n, in, (int)nb, act, P(gx), P(gbase),
+       threads);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
@@ -444,8 +392,8 @@ static PyMethodDef METHODS[] = {
     {"features", py_features, METH_VARARGS,
      "features(x, aux, scale, shift, out, n, in, nb, order, act, is_double, threads)"},
     {"features_backward", py_features_backward, METH_VARARGS,
-     "features_backward(x, grad_features, scale, shift, grad_x, grad_base, n, in, nb, order, "
-     "act, is_double, threads)"},
+     "features_backward(x, grad_features, scale, shift, slopes, grad_x, grad_base, n, in, nb, "
+     "order, act, is_double, threads)"},
     {"stack_weights", py_stack_weights, METH_VARARGS,
      "stack_weights(base_weight, spline_weight, spline_scaler, out, edges, nb, is_double, "
      "threads)"},
@@ -463,7 +411,4 @@ static struct PyModuleDef MODULE = {
     .m_methods = METHODS,
 };
 
-PyMODINIT_FUNC PyInit__kanfast(void) {
-    fill_slope_tables();
-    return PyModule_Create(&MODULE);
-}
+PyMODINIT_FUNC PyInit__kanfast(void) { return PyModule_Create(&MODULE); }

@@ -81,6 +81,15 @@ def _cardinal_matrix(k: int) -> torch.Tensor:
     return torch.linalg.solve(vander, basis[:, : k + 1])
 
 
+def _slope_matrix(k: int) -> torch.Tensor:
+    """D (k, k+1), float64: [1, f, .., f^(k-1)] @ D are the slopes d/du of B_{j-k} .. B_j.
+
+    The derivative of _cardinal_matrix's polynomials; the torch path's backward and the native
+    input-gradient kernel both evaluate it.
+    """
+    return _cardinal_matrix(k)[1:] * torch.arange(1, k + 1, dtype=torch.float64)[:, None]
+
+
 class _UniformBSpline(torch.autograd.Function):
     """Dense B-spline features on a uniform grid with a hand-written gradient (few tensor ops)."""
 
@@ -183,13 +192,14 @@ class _NativeKANLinear(torch.autograd.Function):
     scaler] from _kanfast.stack_weights; the backward takes the input gradient from
     _kanfast.features_backward (splines and base activation) and the parameter gradients from
     one matmul and _kanfast.weight_grads. `plan` is KANLinear._native_plan's tuple (scale,
-    shift, order, activation code, activation module, external activation functions), passed as
-    one argument because every argument of apply() costs time on a small layer.
+    shift, slope matrix, order, activation code, activation module, external activation
+    functions), passed as one argument because every argument of apply() costs time on a small
+    layer.
     """
 
     @staticmethod
     def forward(ctx, x, base_weight, spline_weight, spline_scaler, bias, plan):  # type: ignore[override]
-        scale, shift, order, code, act, external = plan
+        scale, shift, _, order, code, act, external = plan
         n, i = x.shape
         o, _, nb = spline_weight.shape
         # the kernels read raw memory: hand them dense tensors (no copy when they already are)
@@ -212,7 +222,7 @@ class _NativeKANLinear(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_y):  # type: ignore[override]
         x, aux, feats, w, spline_weight, spline_scaler = ctx.saved_tensors
-        scale, shift, order, code, act, external = ctx.plan
+        scale, shift, slopes, order, code, act, external = ctx.plan
         needs = ctx.needs_input_grad
         threads, dbl = torch.get_num_threads(), x.dtype == torch.float64
         grad_y = grad_y.contiguous()  # e.g. the expanded ones of a .sum(): BLAS needs strides
@@ -224,7 +234,8 @@ class _NativeKANLinear(torch.autograd.Function):
             g_base = torch.empty_like(x) if external else None
             _kanfast.features_backward(
                 x.data_ptr(), g_feats.data_ptr(), scale.data_ptr(), shift.data_ptr(),
-                g_x.data_ptr(), _ptr(g_base), x.size(0), i, nb, order, code, dbl, threads)
+                slopes.data_ptr(), g_x.data_ptr(), _ptr(g_base), x.size(0), i, nb, order, code,
+                dbl, threads)
             if external:
                 g_x += external[1](act, g_base, x, aux)
         if needs[1] or needs[2] or needs[3]:
@@ -285,10 +296,8 @@ class KANLinear(nn.Module):
         # Whether every feature's knots are evenly spaced (enables the closed-form fast path).
         self.register_buffer("grid_uniform", torch.tensor(True))
         k = spline_order
-        mat = _cardinal_matrix(k)
-        dmat = mat[1:] * torch.arange(1, k + 1, dtype=torch.float64)[:, None]
-        self.register_buffer("_mat", mat.float(), persistent=False)
-        self.register_buffer("_dmat", dmat.float(), persistent=False)
+        self.register_buffer("_mat", _cardinal_matrix(k).float(), persistent=False)
+        self.register_buffer("_dmat", _slope_matrix(k).float(), persistent=False)
 
         self.base_weight = nn.Parameter(torch.empty(out_features, in_features))
         self.spline_weight = nn.Parameter(torch.empty(out_features, in_features, self.n_basis))
@@ -403,9 +412,10 @@ class KANLinear(nn.Module):
 
         It can on the CPU, in float32/float64 with parameters of the same dtype, with uniform
         knots, an order in NATIVE_ORDERS and a built-in base activation. The plan holds 1/h and
-        -t_0/h per input, the order and the activation (code, module, and torch's functions for
-        one the kernels do not apply). It is cached until the grid, the activation or a dtype
-        changes: a small layer's forward would otherwise spend a tenth of its time on it.
+        -t_0/h per input, the live splines' slope polynomials (_slope_matrix), the order and the
+        activation (code, module, and torch's functions for one the kernels do not apply). It
+        is cached until the grid, the activation or a dtype changes: a small layer's forward
+        would otherwise spend a tenth of its time on it.
         """
         if _kanfast is None or not _native_enabled or x.device.type != "cpu":
             return None
@@ -423,8 +433,10 @@ class KANLinear(nn.Module):
                 and all(p.dtype == x.dtype and p.device.type == "cpu" for p in params)
                 and self.spline_order in NATIVE_ORDERS and bool(uniform)):
             step = grid[:, 1] - grid[:, 0]
-            plan = ((1 / step).to(x.dtype), (-grid[:, 0] / step).to(x.dtype), self.spline_order,
-                    code, act, _EXTERNAL_ACT.get(type(act)) if code == _EXTERNAL else None)
+            k = self.spline_order
+            plan = ((1 / step).to(x.dtype), (-grid[:, 0] / step).to(x.dtype),
+                    _slope_matrix(k).to(x.dtype).contiguous(), k, code, act,
+                    _EXTERNAL_ACT.get(type(act)) if code == _EXTERNAL else None)
         if not torch.is_inference_mode_enabled():  # inference tensors cannot be kept for later
             self.__dict__["_plan"] = (key, plan)
         return plan
