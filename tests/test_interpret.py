@@ -309,3 +309,21 @@ def test_cut_edges_contribute_zero_survive_save_and_retraining(tmp_path):
 def test_prune_rejects_other_models():
     with pytest.raises(ValueError, match="'kan' models"):
         prune(build("kamoe-kan", (2,), 1), _dataset())
+
+
+def test_extend_grid_keeps_predictions_on_a_finer_grid():
+    from kamoe.interpret.prune import extend_grid
+
+    torch.manual_seed(0)
+    model = build("kan", (2,), 1, hidden=[3], grid_size=3)
+    with torch.no_grad():
+        for layer in model.net.layers:
+            layer.spline_weight.normal_(0, 0.3)
+    X = np.random.default_rng(0).uniform(-1, 1, (500, 2)).astype(np.float32)
+    finer = extend_grid(model, 10, X)
+    assert finer.config["grid_size"] == 10 and model.config["grid_size"] == 3  # a new model
+    # the hidden layer's knots follow the inputs it receives, so the whole stack is kept to
+    # the spline fits' residual (1e-3 against outputs of order 1)
+    np.testing.assert_allclose(predict(finer, X), predict(model, X), atol=1e-3)
+    with pytest.raises(ValueError, match="grid_size"):
+        extend_grid(model, 0, X)

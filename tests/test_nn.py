@@ -503,3 +503,20 @@ def test_default_config_is_a_copy():
     cfg = default_config("kan")
     cfg["hidden"].append(99)
     assert default_config("kan")["hidden"] == [5]
+
+
+def test_refine_from_keeps_a_trained_layer_on_a_finer_grid():
+    # pykan's grid extension: the finer layer takes over the coarse layer's curves, so its
+    # outputs on the samples match to the least-squares residual of a smooth curve (1e-4 is
+    # far below the ~1e-1 spread of the outputs, and far above float32 round-off).
+    torch.manual_seed(0)
+    coarse = KANLinear(3, 2, grid_size=4)
+    with torch.no_grad():
+        coarse.spline_weight.normal_(0, 0.3)
+    x = torch.rand(400, 3) * 2 - 1
+    fine = KANLinear(3, 2, grid_size=12).refine_from(coarse, x)
+    assert fine.grid_size == 12 and fine.n_basis == 15
+    assert torch.allclose(fine(x), coarse(x), atol=1e-4)
+    assert bool(fine.grid_uniform)  # evenly spaced knots: the fast path still applies
+    with pytest.raises(ValueError, match="same shape"):
+        KANLinear(2, 2).refine_from(coarse, x)

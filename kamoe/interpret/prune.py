@@ -176,3 +176,25 @@ def prune(model: Model, dataset: Any, edge_threshold: float = 0.03,
         report.metrics_retrained = evaluate(pruned, dataset, "test")
         report.active_params_after = _active(pruned)
     return report
+
+
+def extend_grid(model: Model, grid_size: int, X: np.ndarray) -> Model:
+    """A new ``kan`` model on a finer grid, each edge fitted to ``model``'s on X (pykan refine).
+
+    X is in model space (``dataset.X_train``); every layer's knots are spread evenly over the
+    inputs that layer receives from X. The input model is left untouched.
+    """
+    net = _check(model)
+    if int(grid_size) < 1:
+        raise ValueError(f"grid_size must be an integer >= 1, got {grid_size!r}")
+    conf = dict(model.config)
+    name, shape, out_dim = conf.pop("name"), conf.pop("input_shape"), conf.pop("output_dim")
+    conf["grid_size"] = int(grid_size)
+    new = build(name, shape, out_dim, **conf)
+    chain = kan_chain(model)
+    ins = layer_inputs(model, X, [p for p, _ in chain], max_rows=None)
+    with torch.no_grad():
+        for (path, _), src, dst in zip(chain, net.layers, new.net.layers, strict=True):
+            dst.refine_from(src, torch.as_tensor(ins[path], dtype=dst.grid.dtype))
+    new.train(model.training)
+    return new

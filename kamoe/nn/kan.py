@@ -484,14 +484,48 @@ class KANLinear(nn.Module):
         """
         eps = self.grid_eps if grid_eps is None else grid_eps
         x = x.reshape(-1, self.in_features).to(self.grid.dtype)
-        n = x.size(0)
-        if n < 2:
+        if x.size(0) < 2:
             return
-        k, G = self.spline_order, self.grid_size
-        old_basis = self.b_splines(x)  # (N, in, G+k)
-        coef = self.spline_weight  # unscaled coefficients: the scaler stays as it is
-        old_spline = torch.einsum("nim,oim->ion", old_basis, coef)  # (in, out, N)
+        target = self._spline_values(x)
+        self._set_knots(x, margin, eps)
+        self._fit_spline(x, target)
 
+    @torch.no_grad()
+    def refine_from(self, coarse: KANLinear, x: torch.Tensor, margin: float = 0.01) -> KANLinear:
+        """Take over ``coarse``'s edges on this layer's (usually finer) grid: grid extension.
+
+        pykan's ``refine``: knots evenly spaced over the samples' range, every edge's spline
+        part least-squares fitted to ``coarse``'s on x, base weights, scalers and bias copied.
+        Both layers must have the same shape, order and base activation. Returns self.
+        """
+        if (coarse.in_features, coarse.out_features) != (self.in_features, self.out_features):
+            raise ValueError(f"refine_from needs a layer of the same shape, got "
+                             f"{coarse.in_features}x{coarse.out_features} for "
+                             f"{self.in_features}x{self.out_features}")
+        x = x.reshape(-1, self.in_features).to(self.grid.dtype)
+        self.base_weight.copy_(coarse.base_weight)
+        if self.spline_scaler is not None and coarse.spline_scaler is not None:
+            self.spline_scaler.copy_(coarse.spline_scaler)
+            target = coarse._spline_values(x)
+        else:  # fold the other layer's scaler into the coefficients
+            target = torch.einsum("nim,oim->ion", coarse.b_splines(x),
+                                  coarse.edge_weights()[..., 1:])
+            if self.spline_scaler is not None:
+                self.spline_scaler.fill_(1.0)
+        if self.bias is not None and coarse.bias is not None:
+            self.bias.copy_(coarse.bias)
+        if x.size(0) >= 2:
+            self._set_knots(x, margin, 1.0)
+            self._fit_spline(x, target)
+        return self
+
+    def _spline_values(self, x: torch.Tensor) -> torch.Tensor:
+        """Unscaled spline part sum_m c_m B_m(x_i) of every edge, shape (in, out, N)."""
+        return torch.einsum("nim,oim->ion", self.b_splines(x), self.spline_weight)
+
+    def _set_knots(self, x: torch.Tensor, margin: float, eps: float) -> None:
+        """Knots = eps * uniform over the samples' [min, max] + (1 - eps) * their quantiles."""
+        k, G, n = self.spline_order, self.grid_size, x.size(0)
         xs = torch.sort(x, dim=0).values
         pos = torch.linspace(0, n - 1, G + 1, device=x.device).round().long()
         adaptive = xs[pos]  # (G+1, in)
@@ -507,12 +541,14 @@ class KANLinear(nn.Module):
         self.grid.copy_(grid.t())
         self.grid_uniform.fill_(bool(eps >= 1.0))
 
+    def _fit_spline(self, x: torch.Tensor, target: torch.Tensor) -> None:
+        """Coefficients whose spline part best matches ``target`` (in, out, N) on x."""
         new_basis = self.b_splines(x).permute(1, 0, 2)  # (in, N, G+k)
         # Ridge-regularised least squares, batched over inputs: (A^T A + lam I) c = A^T y.
         ata = new_basis.transpose(1, 2) @ new_basis
         lam = 1e-8 * ata.diagonal(dim1=1, dim2=2).mean(-1).clamp_min(1e-12)
         ata = ata + lam[:, None, None] * torch.eye(self.n_basis, device=x.device)
-        aty = new_basis.transpose(1, 2) @ old_spline.transpose(1, 2)  # (in, G+k, out)
+        aty = new_basis.transpose(1, 2) @ target.transpose(1, 2)  # (in, G+k, out)
         sol = torch.linalg.solve(ata, aty)  # (in, G+k, out)
         self.spline_weight.copy_(sol.permute(2, 0, 1))
 
