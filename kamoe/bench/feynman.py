@@ -1,8 +1,16 @@
 """``python -m kamoe bench feynman``: symbolic recovery on the AI Feynman equations.
 
-Each equation is sampled noiselessly (2000 points, seed 0), ``extract_formula`` runs under the
-time limit, and recovery is judged by SRBench's rule (``kamoe.symbolic.equivalent``). With
-``--pykan`` the same equations go through pykan's auto_symbolic under the same budget.
+Each equation is sampled (2000 points, seed 0, 75/25 split; ``--noise SIGMA`` adds SRBench's
+noise ``N(0, SIGMA * RMS(y))`` to the training targets), ``extract_formula`` runs with the
+chosen ``--paths`` under ``--time-limit`` seconds, and recovery is judged by SRBench's rule
+(``kamoe.symbolic.equivalent``). ``--peers pykan,operon`` runs pykan's MultKAN recipe and
+Operon on the same data under the same budget, each in a process of its own that is killed at
+the limit (an overrun counts as a miss), judged by the same rule.
+
+``--equations tuning`` / ``holdout``: the KAN path was developed on the 70 equations of the
+tuning set; the 30 of ``HOLDOUT`` were set aside before any of them was run (a seeded sample,
+``random.Random(20261201)``, of the equations not yet looked at) and are measured only at the
+end. BENCHMARKS.md reports the two sets separately.
 """
 
 from __future__ import annotations
@@ -10,150 +18,227 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import statistics
 import sys
 import time
+from collections import Counter
 from typing import Any
+
+HOLDOUT = (
+    "I.12.2 I.14.4 I.16.6 I.24.6 I.25.13 I.29.4 I.30.5 I.32.17 I.34.8 I.34.1 I.34.27 I.39.11 "
+    "I.43.43 I.47.23 II.6.11 II.8.7 II.11.3 II.11.17 II.11.28 II.13.17 II.15.5 II.24.17 "
+    "II.34.11 II.34.29b II.36.38 III.9.52 III.10.19 III.13.18 III.15.12 III.15.14"
+).split()
+PEERS = ("pykan", "operon")
+_GRACE = 15.0  # seconds a peer may run past the limit (its own start-up) before it is killed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--equations", default="all",
-                        help="'all' or comma-separated Feynman IDs (e.g. I.6.2a,I.12.1)")
+                        help="'all', 'tuning', 'holdout' or comma-separated Feynman IDs")
+    parser.add_argument("--paths", default="kan,monomial,index",
+                        help="formula paths for kamoe, comma-separated (kan, monomial, index)")
+    parser.add_argument("--noise", type=float, default=0.0,
+                        help="SRBench target noise: N(0, SIGMA * RMS(y)) on training targets")
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per equation")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--peers", default="",
+                        help="also run these peers on the same data: pykan, operon")
     parser.add_argument("--out", default=None, help="write a markdown table here (+ .json)")
-    parser.add_argument("--pykan", action="store_true", help="also run pykan (if installed)")
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
-def _ours(job: tuple[str, float, int]) -> dict[str, Any]:
+def equation_ids(spec: str) -> list[str]:
+    """The IDs a ``--equations`` value names (raises DataError for an unknown ID)."""
+    from kamoe.data import feynman_ids
+    from kamoe.data.feynman import resolve_feynman_id
+
+    spec = (spec or "all").strip()
+    ids = feynman_ids()
+    if spec == "all":
+        return ids
+    if spec == "holdout":
+        return [i for i in ids if i in HOLDOUT]
+    if spec == "tuning":
+        return [i for i in ids if i not in HOLDOUT]
+    return [resolve_feynman_id(part.strip()) for part in spec.split(",") if part.strip()]
+
+
+def _dataset(eq_id: str, seed: int, noise: float):
+    from kamoe.data import load
+
+    return load(f"feynman:{eq_id}", seed=seed, n=2000, noise=noise)
+
+
+def run_kamoe(job: dict[str, Any]) -> dict[str, Any]:
+    """One equation through ``extract_formula`` (a worker process's task)."""
     import torch
 
     torch.set_num_threads(1)
-    from kamoe.data import load
     from kamoe.symbolic.expr import to_sympy_string
     from kamoe.symbolic.pipeline import extract_formula
 
-    eq_id, limit, seed = job
     t0 = time.time()
     try:
-        ds = load(f"feynman:{eq_id}", seed=seed, n=2000)
-        res = extract_formula(ds, time_limit=limit, seed=seed)
-        return {"id": eq_id, "recovered": bool(res.recovered), "r2_test": res.r2_test,
+        ds = _dataset(job["id"], job["seed"], job["noise"])
+        res = extract_formula(ds, time_limit=job["limit"], seed=job["seed"],
+                              paths=tuple(job["paths"]))
+        return {"id": job["id"], "runner": "kamoe", "recovered": bool(res.recovered),
+                "r2_test": res.r2_test, "network_r2": res.network_r2,
                 "seconds": res.seconds, "method": res.method,
                 "formula": to_sympy_string(res.expr)}
     except Exception as exc:  # noqa: BLE001 - one failing equation must not stop the run
-        return {"id": eq_id, "recovered": False, "r2_test": float("nan"),
-                "seconds": time.time() - t0, "method": "error",
-                "formula": f"{type(exc).__name__}: {exc}"}
+        return _error_row(job, "kamoe", t0, exc)
 
 
-def _pykan(job: tuple[str, float, int]) -> dict[str, Any]:
-    import numpy as np
-    import sympy
+def _error_row(job: dict[str, Any], runner: str, t0: float, exc: BaseException | str):
+    text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+    return {"id": job["id"], "runner": runner, "recovered": False, "r2_test": float("nan"),
+            "network_r2": None, "seconds": time.time() - t0, "method": "error",
+            "formula": text}
+
+
+def run_peer(job: dict[str, Any]) -> dict[str, Any]:
+    """One equation through a peer, in a child process killed at the limit (plus start-up)."""
+    t0 = time.time()
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_peer_child, args=(job, queue), daemon=True)
+    proc.start()
+    proc.join(job["limit"] + _GRACE)
+    if proc.is_alive():
+        proc.kill()
+        proc.join(5)
+        row = _error_row(job, job["peer"], t0, f"overran the {job['limit']:g} s budget")
+        row["method"] = "timeout"
+        return row
+    try:
+        return queue.get(timeout=5)
+    except Exception:  # noqa: BLE001 - the child died without a word
+        return _error_row(job, job["peer"], t0, f"exited with code {proc.exitcode}")
+
+
+def _peer_child(job: dict[str, Any], queue) -> None:
     import torch
 
     torch.set_num_threads(1)
-    from kan import KAN  # type: ignore[import-not-found]
+    from kamoe.bench import peers
 
-    from kamoe.data import load
-    from kamoe.symbolic.expr import equivalent, evaluate, r2_score
-
-    eq_id, limit, seed = job
     t0 = time.time()
     try:
-        ds = load(f"feynman:{eq_id}", seed=seed, n=2000)
-        d = ds.n_features
-        data = {"train_input": torch.tensor(ds.X_train, dtype=torch.float32),
-                "train_label": torch.tensor(ds.y_train, dtype=torch.float32),
-                "test_input": torch.tensor(ds.X_test, dtype=torch.float32),
-                "test_label": torch.tensor(ds.y_test, dtype=torch.float32)}
-        torch.manual_seed(seed)
-        model = KAN(width=[d, 5, 1], grid=5, k=3, seed=seed, auto_save=False)
-        model.fit(data, opt="LBFGS", steps=50, lamb=0.0)
-        model.auto_symbolic(verbose=0)
-        model.fit(data, opt="LBFGS", steps=20)
-        expr = model.symbolic_formula()[0][0]
-        raw = [sympy.Symbol(n) for n in ds.feature_names]
-        xs = ds.x_scaling
-        sub = {sympy.Symbol(f"x_{i + 1}"): (raw[i] - float(xs.offset[i])) / float(xs.scale[i])
-               for i in range(d)}
-        ys = ds.y_scaling
-        expr = expr.xreplace(sub) * float(np.ravel(ys.scale)[0]) + float(np.ravel(ys.offset)[0])
-        r2 = r2_score(evaluate(expr, raw, ds.raw_X("test")), ds.raw_y("test").ravel())
-        rec = bool(r2 > 0.5 and equivalent(expr, ds.formula, ranges=ds.meta.get("ranges")))
-        return {"id": eq_id, "recovered": rec, "r2_test": r2, "seconds": time.time() - t0,
-                "method": "pykan", "formula": str(expr)}
+        ds = _dataset(job["id"], job["seed"], job["noise"])
+        queue.put(peers.run(job["peer"], ds, job["limit"], job["seed"]))
     except Exception as exc:  # noqa: BLE001
-        return {"id": eq_id, "recovered": False, "r2_test": float("nan"),
-                "seconds": time.time() - t0, "method": "error",
-                "formula": f"{type(exc).__name__}: {exc}"}
+        queue.put(_error_row(job, job["peer"], t0, exc))
 
 
-def _run_all(fn, ids: list[str], limit: float, seed: int, jobs: int, label: str):
+def _task(job: dict[str, Any]) -> dict[str, Any]:
+    return run_kamoe(job) if job["peer"] == "kamoe" else run_peer(job)
+
+
+def _run_all(jobs: list[dict[str, Any]], workers: int, quiet: bool) -> list[dict[str, Any]]:
     rows = []
-    work = [(i, limit, seed) for i in ids]
     ctx = mp.get_context("spawn")
-    with ctx.Pool(max(1, jobs), maxtasksperchild=5) as pool:
-        for row in pool.imap(fn, work):
+    with ctx.Pool(max(1, workers), maxtasksperchild=5) as pool:
+        for row in pool.imap(_task, jobs):
             rows.append(row)
-            mark = "yes" if row["recovered"] else "no "
-            print(f"[{label}] {row['id']:<10} {mark} R2={row['r2_test']:.6f} "
-                  f"{row['seconds']:5.1f}s {row['method']:<9} {row['formula']}", flush=True)
+            if not quiet:
+                mark = "yes" if row["recovered"] else "no "
+                print(f"[{row['runner']}] {row['id']:<10} {mark} R2={row['r2_test']:.6f} "
+                      f"{row['seconds']:5.1f}s {row['method']:<9} {row['formula'][:160]}",
+                      file=sys.stderr, flush=True)
     return rows
 
 
-def _markdown(rows: list[dict], pk: dict[str, dict] | None) -> str:
-    head = "| ID | recovered | formula R^2 | seconds | method | formula |"
-    sep = "|---|---|---|---|---|---|"
-    if pk is not None:
-        head += " pykan |"
-        sep += "---|"
-    lines = [head, sep]
-    for r in rows:
-        f = r["formula"].replace("|", "\\|")
-        line = (f"| {r['id']} | {'yes' if r['recovered'] else 'no'} | {r['r2_test']:.6f} | "
-                f"{r['seconds']:.1f} | {r['method']} | `{f}` |")
-        if pk is not None:
-            p = pk.get(r["id"])
-            line += f" {'-' if p is None else ('yes' if p['recovered'] else 'no')} |"
-        lines.append(line)
+def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Recovered counts per runner and per method, and the time to a recovered formula."""
+    out: dict[str, Any] = {}
+    for runner in dict.fromkeys(r["runner"] for r in rows):
+        mine = [r for r in rows if r["runner"] == runner]
+        ok = [r for r in mine if r["recovered"]]
+        out[runner] = {
+            "recovered": len(ok), "equations": len(mine),
+            "by_method": dict(Counter(r["method"] for r in ok)),
+            "median_seconds_recovered": statistics.median([r["seconds"] for r in ok])
+            if ok else None,
+            "median_seconds": statistics.median([r["seconds"] for r in mine]) if mine else None,
+        }
+    return out
+
+
+def _markdown(rows: list[dict[str, Any]], summ: dict[str, Any]) -> str:
+    runners = list(summ)
+    head = "| ID | " + " | ".join(f"{r} | {r} R^2 | {r} s | {r} method" for r in runners)
+    lines = [head + " | kamoe formula |",
+             "|---|" + "---|---|---|---|" * len(runners) + "---|"]
+    by = {(r["runner"], r["id"]): r for r in rows}
+    for eq in dict.fromkeys(r["id"] for r in rows):
+        cells = []
+        for runner in runners:
+            r = by.get((runner, eq))
+            cells.append("- | - | - | -" if r is None else
+                         f"{'yes' if r['recovered'] else 'no'} | {r['r2_test']:.6f} | "
+                         f"{r['seconds']:.1f} | {r['method']}")
+        k = by.get(("kamoe", eq))
+        formula = "" if k is None else k["formula"].replace("|", "\\|")
+        formula = formula if len(formula) <= 90 else formula[:87] + "..."
+        lines.append(f"| {eq} | " + " | ".join(cells) + f" | `{formula}` |")
+    lines.append("")
+    for runner, s in summ.items():
+        lines.append(f"{runner}: recovered {s['recovered']}/{s['equations']}, by method "
+                     f"{s['by_method']}, median seconds to a recovered formula "
+                     f"{s['median_seconds_recovered']}")
     return "\n".join(lines) + "\n"
 
 
 def run(args: argparse.Namespace) -> int:
-    from kamoe.data import feynman_ids
-    from kamoe.data.feynman import resolve_feynman_id
+    from kamoe.symbolic.pipeline import PATHS
 
-    if args.equations in (None, "", "all"):
-        ids = feynman_ids()
-    else:
-        ids = []
-        for part in str(args.equations).split(","):
-            ids.append(resolve_feynman_id(part.strip()))  # raises DataError naming the ID
+    ids = equation_ids(args.equations)
+    paths = [p.strip() for p in str(args.paths).split(",") if p.strip()]
+    bad = [p for p in paths if p not in PATHS]
+    if bad or not paths:
+        raise ValueError(f"--paths: unknown path(s) {bad or paths}; choose from "
+                         f"{', '.join(PATHS)}")
+    peers = [p.strip() for p in str(args.peers).split(",") if p.strip()]
+    bad = [p for p in peers if p not in PEERS]
+    if bad:
+        raise ValueError(f"--peers: unknown peer(s) {bad}; choose from {', '.join(PEERS)}")
+    if not (args.noise >= 0):
+        raise ValueError(f"--noise must be >= 0 (a share of the targets' RMS), got {args.noise}")
+    if not args.time_limit > 0:
+        raise ValueError(f"--time-limit must be positive, got {args.time_limit}")
+    for peer in peers:
+        from kamoe.bench.peers import available
+
+        missing = available(peer)
+        if missing:
+            raise ValueError(missing)
+    base = {"limit": float(args.time_limit), "seed": int(args.seed),
+            "noise": float(args.noise), "paths": paths}
+    jobs = [{**base, "id": i, "peer": "kamoe"} for i in ids]
+    jobs += [{**base, "id": i, "peer": p} for p in peers for i in ids]
     t0 = time.time()
-    rows = _run_all(_ours, ids, args.time_limit, args.seed, args.jobs, "kamoe")
-    n_ok = sum(r["recovered"] for r in rows)
-    print(f"kamoe: recovered {n_ok}/{len(rows)} ({100 * n_ok / max(1, len(rows)):.1f}%) "
-          f"in {time.time() - t0:.0f} s with --time-limit {args.time_limit} --jobs {args.jobs}",
-          flush=True)
-    pk = None
-    if args.pykan:
-        try:
-            import kan  # type: ignore[import-not-found]  # noqa: F401
-        except ImportError:
-            print("pykan is not installed (pip install pykan); skipping the pykan comparison",
-                  file=sys.stderr)
-        else:
-            prow = _run_all(_pykan, ids, args.time_limit, args.seed, args.jobs, "pykan")
-            pk = {r["id"]: r for r in prow}
-            p_ok = sum(r["recovered"] for r in prow)
-            print(f"pykan: recovered {p_ok}/{len(prow)}", flush=True)
+    rows = _run_all(jobs, args.jobs, quiet=False)
+    summ = summary(rows)
+    wall = time.time() - t0
+    for runner, s in summ.items():
+        print(f"{runner}: recovered {s['recovered']}/{s['equations']} "
+              f"({100 * s['recovered'] / max(1, s['equations']):.1f}%) by method "
+              f"{s['by_method']}; median {s['median_seconds_recovered']} s to a recovered "
+              f"formula", file=sys.stderr, flush=True)
+    print(f"{len(jobs)} runs in {wall:.0f} s wall with --jobs {args.jobs}, --time-limit "
+          f"{args.time_limit}, --noise {args.noise}, --paths {','.join(paths)}",
+          file=sys.stderr, flush=True)
+    result = {"rows": rows, "summary": summ, "paths": paths, "noise": args.noise,
+              "time_limit": args.time_limit, "seed": args.seed, "wall_seconds": wall,
+              "equations": args.equations}
     if args.out:
         with open(args.out, "w") as fh:
-            fh.write(_markdown(rows, pk))
-            fh.write(f"\nkamoe recovered {n_ok}/{len(rows)}\n")
-            if pk is not None:
-                fh.write(f"pykan recovered {sum(r['recovered'] for r in pk.values())}/{len(pk)}\n")
+            fh.write(_markdown(rows, summ))
         with open(str(args.out).rsplit(".", 1)[0] + ".json", "w") as fh:
-            json.dump({"kamoe": rows, "pykan": list(pk.values()) if pk else None}, fh, indent=1)
+            json.dump(result, fh, indent=1)
+    if args.json:
+        print(json.dumps(result))
     return 0

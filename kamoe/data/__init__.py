@@ -78,7 +78,8 @@ _ENTRIES: dict[str, _Entry] = {
             "(100 equations; ground-truth formula attached)", "regression", "tabular",
             load_feynman,
             {"n": _Option("int", 2000, "number of samples (train + test)"),
-             "noise": _Option("float", 0.0, "relative Gaussian noise: y += noise*std(y)*N(0,1)"),
+             "noise": _Option("float", 0.0, "SRBench target noise: training y += "
+                              "N(0, noise*RMS(y)); test y exact"),
              "test_size": _TEST_SIZE[0.25]},
             arg="eq_id", arg_required=True, example="feynman:I.6.2a",
         ),

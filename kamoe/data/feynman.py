@@ -329,6 +329,10 @@ def load_feynman(
 ) -> Dataset:
     """Sample one Feynman equation uniformly in its ranges; X scaled exactly to [-1, 1].
 
+    ``noise`` is SRBench's target noise (La Cava et al. 2021): the training targets get
+    ``N(0, noise * sqrt(mean(y_train**2)))``; the test targets stay exact, so test scores
+    measure the equation itself.
+
     Seeding: ``numpy.random.SeedSequence(seed)`` spawns three ``default_rng`` streams (inputs,
     noise, split), so the same seed gives identical arrays and noise never moves X or the split.
     """
@@ -339,7 +343,8 @@ def load_feynman(
     if not 0.0 < float(test_size) < 1.0:
         raise DataError(f"test_size={test_size} must lie strictly between 0 and 1, e.g. 0.25.")
     if not (np.isfinite(noise) and noise >= 0):
-        raise DataError(f"noise={noise} must be a finite number >= 0 (relative to std(y)).")
+        raise DataError(f"noise={noise} must be a finite number >= 0 (a share of the targets' "
+                        "RMS, e.g. 0.01).")
     # Independent streams for inputs, noise and split: adding noise leaves X and the split as is.
     rng, rng_noise, rng_split = (np.random.default_rng(s)
                                  for s in np.random.SeedSequence(seed).spawn(3))
@@ -354,11 +359,12 @@ def load_feynman(
             X[bad] = eq.sample_inputs(int(bad.sum()), rng)
             y = eq.func(X)
     y = y.reshape(-1, 1).copy()
-    if noise > 0:
-        y = y + noise * y.std() * rng_noise.standard_normal(y.shape)
     n_test = max(1, min(n - 1, int(round(n * float(test_size)))))
     perm = rng_split.permutation(n)
     test_idx, train_idx = perm[:n_test], perm[n_test:]
+    if noise > 0:
+        rms = float(np.sqrt(np.mean(y[train_idx] ** 2)))
+        y[train_idx] += noise * rms * rng_noise.standard_normal((len(train_idx), 1))
     lo = np.array([v[1] for v in eq.variables])
     hi = np.array([v[2] for v in eq.variables])
     x_scaling = Affine((lo + hi) / 2.0, (hi - lo) / 2.0)
@@ -377,7 +383,8 @@ def load_feynman(
         y_scaling=y_scaling,
         formula=eq.expr,
         description=f"AI Feynman {eq.id}: {eq.title}; {eq.output} = {eq.formula_text}",
-        notes=[f"noise: y += {noise} * std(y) * N(0, 1)"] if noise > 0 else [],
+        notes=[f"noise: training targets + N(0, {noise} * RMS(y)) (SRBench); test targets "
+               "exact"] if noise > 0 else [],
         meta={"feynman_id": eq.id, "ranges": eq.ranges, "output": eq.output,
               "title": eq.title, "noise": float(noise)},
     )

@@ -22,6 +22,8 @@ _A_GRID = np.concatenate([-np.logspace(-1.0, 1.3, 12)[::-1], np.logspace(-1.0, 1
 _B_GRID = np.linspace(-4.0, 4.0, 33)
 _GRID_POINTS = 200
 _REFINE_POINTS = 400
+_REFINE_FUNCTIONS = 8  # functions refined after the grid (at least ``top``)
+_LOW, _HIGH = np.array([-100.0, -40.0]), np.array([100.0, 40.0])  # (a, b) on standardised x
 
 
 @dataclass
@@ -98,32 +100,41 @@ def _grid_best(fn: LibraryFunction, xs: np.ndarray, y: np.ndarray, k: int) -> li
 
 
 def _refine(fn: LibraryFunction, xs: np.ndarray, y: np.ndarray, a: float, b: float):
-    """least_squares over (a, b, c, d) from a grid placement; returns (params, R^2)."""
+    """Least squares over (a, b) from a grid placement, (c, d) solved in closed form at every
+    step (variable projection); returns ((a, b, c, d), R^2), or (None, -inf) off the domain."""
     with np.errstate(all="ignore"):
         f0 = fn.numpy(a * xs + b)
     if not np.all(np.isfinite(f0)):
         return None, -np.inf
-    c, d = _linear_cd(f0, y)
+    c0, d0 = _linear_cd(f0, y)
     penalty = 10.0 * (np.abs(y).max() + 1.0)
 
     def resid(p: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):
-            v = p[2] * fn.numpy(p[0] * xs + p[1]) + p[3] - y
-        return np.where(np.isfinite(v), v, penalty)
+            f = fn.numpy(p[0] * xs + p[1])
+        if not np.all(np.isfinite(f)):
+            return np.full_like(y, penalty)
+        c, d = _linear_cd(f, y)
+        return c * f + d - y
 
-    p0 = np.array([a, b, c, d])
+    p0 = np.array([a, b])
     try:
-        sol = least_squares(resid, p0, method="lm" if len(xs) > 4 else "trf", max_nfev=100)
-        p = sol.x
+        p = least_squares(resid, p0, method="lm", max_nfev=60).x
+        if np.any(p < _LOW) or np.any(p > _HIGH):
+            # some families are flat along (a, b) (exp absorbs b into c) and drift: bound them
+            p = least_squares(resid, p0, method="trf", max_nfev=60, bounds=(_LOW, _HIGH)).x
     except Exception:  # noqa: BLE001 - a failed refinement keeps the grid placement
         p = p0
     with np.errstate(all="ignore"):
-        pred = p[2] * fn.numpy(p[0] * xs + p[1]) + p[3]
-    r2 = _r2(pred, y)
-    r2_0 = _r2(c * f0 + d, y)
+        f = fn.numpy(p[0] * xs + p[1])
+    r2_0 = _r2(c0 * f0 + d0, y)
+    if not np.all(np.isfinite(f)):
+        return (a, b, c0, d0), r2_0
+    c, d = _linear_cd(f, y)
+    r2 = _r2(c * f + d, y)
     if not r2 >= r2_0:
-        p, r2 = p0, r2_0
-    return p, r2
+        return (a, b, c0, d0), r2_0
+    return (float(p[0]), float(p[1]), c, d), r2
 
 
 def suggest(
@@ -153,8 +164,15 @@ def suggest(
     xs = (x - m) / s
     gidx = rng.choice(len(xs), min(_GRID_POINTS, len(xs)), replace=False)
     ridx = gidx if len(xs) <= 2 * _REFINE_POINTS else rng.choice(len(xs), _REFINE_POINTS, False)
+    fns = get_library(lib)
+    # the grid ranks every function; only the promising ones are refined (the cost is there)
+    grids = {fn.name: _grid_best(fn, xs[gidx], y[gidx], 2) for fn in fns
+             if fn.name not in ("0", "x")}
+    ranked = sorted(grids, key=lambda n: -max((g[2] for g in grids[n]), default=-1.0))
+    refine = set(ranked[:max(top, _REFINE_FUNCTIONS)]) | {
+        n for n, g in grids.items() if g and g[0][2] > 0.99}
     out: list[Candidate] = []
-    for fn in get_library(lib):
+    for fn in fns:
         if fn.name == "0":
             a, b, c, d, r2 = 0.0, 0.0, 0.0, float(y.mean()), _r2(np.full_like(y, y.mean()), y)
             r2 = 0.0 if not np.isfinite(r2) else r2
@@ -163,10 +181,15 @@ def suggest(
             a, b, r2 = 1.0, 0.0, _r2(c * xs + d, y)
         else:
             best = (None, -np.inf)
-            for a0, b0, r0 in _grid_best(fn, xs[gidx], y[gidx], 2):
+            for a0, b0, r0 in grids[fn.name]:
                 if r0 < 0:
                     continue
-                p, r2 = _refine(fn, xs[ridx], y[ridx], a0, b0)
+                if fn.name in refine:
+                    p, r2 = _refine(fn, xs[ridx], y[ridx], a0, b0)
+                else:
+                    with np.errstate(all="ignore"):
+                        f0 = fn.numpy(a0 * xs[ridx] + b0)
+                    p, r2 = (a0, b0, *_linear_cd(f0, y[ridx])), r0
                 if p is not None and r2 > best[1]:
                     best = (p, r2)
             if best[0] is None:

@@ -55,6 +55,11 @@ def _exp(x: np.ndarray) -> np.ndarray:
         return np.where(x < 50, np.exp(np.minimum(x, 50)), np.nan)
 
 
+def _cosh(x: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return np.where(np.abs(x) < 50, np.cosh(np.clip(x, -50, 50)), np.nan)
+
+
 def _tan(x: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
         ok = np.abs(np.cos(x)) > 1e-3
@@ -79,6 +84,7 @@ LIBRARY: dict[str, LibraryFunction] = {
         LibraryFunction("cos", np.cos, sympy.cos, 2),
         LibraryFunction("tan", _tan, sympy.tan, 3),
         LibraryFunction("tanh", np.tanh, sympy.tanh, 3),
+        LibraryFunction("cosh", _cosh, sympy.cosh, 3),
         LibraryFunction("sigmoid", lambda x: 0.5 * (1.0 + np.tanh(0.5 * x)),
                         lambda x: 1 / (1 + sympy.exp(-x)), 3),
         LibraryFunction("abs", np.abs, sympy.Abs, 3),

@@ -1,19 +1,24 @@
 """``extract_formula(dataset)``: the best closed-form formula for a regression dataset.
 
-Paths, tried in order until one fits the training data to machine precision:
+Paths (``paths``, tried in order while time is left and no candidate is good enough):
 
-1. ``monomial``: with positive inputs and a one-signed target, log|y| is regressed on log x;
-   a (near) exact fit gives y = C * prod x_i^p_i with p_i rounded to simple rationals.
-2. ``index``: y = C * prod x_i^p_i * g(u) with u = prod x_i^q_i a small monomial (single
-   variables, ratios, products, ...). Every u candidate is scored by a linear least-squares fit
-   of log|y| on [1, log x, polynomial(log u)]; for the best u's, the powers p are rounded and g
-   is read off the library with ``suggest`` (c * f(a u^k + b) + d).
-3. ``kan``: a kamoe KAN [d, 5, 1] is trained (or the given model used), every edge is fitted
-   from the library and the network's formula composed in raw units.
+- ``kan``: the formula read from a KAN (``kamoe.symbolic.kanpath``): ``kan-tree`` splits the
+  problem with structure tests on a surrogate KAN (the given model when there is one) down to
+  single edges; ``kan-snap`` snaps the edges of one pruned KAN to library functions and
+  retrains it until the network is the formula.
+- ``monomial``: with positive inputs and a one-signed target, log|y| regressed on log x; a (near)
+  exact fit gives y = C * prod x_i^p_i with p_i rounded to simple rationals. A search on the
+  raw data, not a reading of any network.
+- ``index``: y = C * prod x_i^p_i * g(u) with u = prod x_i^q_i a small monomial, scored by
+  least squares of log|y| on [1, log x, polynomial(log u)], g read off the library. Also a
+  search on the raw data.
 
-Every candidate's constants are refined end-to-end against the training data (least squares),
-rounded to simple values where that costs no accuracy, and the best candidate (R^2, then size)
-wins. The formula is compared with the dataset's ground truth with SRBench's rule.
+Every candidate's constants are refitted end-to-end on the training data, the best candidate
+(error on held-out training rows, then size) wins, and its constants are rounded to simple
+values where the data allow it (a likelihood-ratio test, so noisy data work too). The result
+says which path produced it (``method``), how (``steps``), and, when it is less accurate than
+the network, which pieces are to blame. The formula is compared with the dataset's ground
+truth with SRBench's rule.
 """
 
 from __future__ import annotations
@@ -43,11 +48,15 @@ from kamoe.symbolic.expr import (
 from kamoe.symbolic.fit import suggest
 
 EXACT = 1e-9  # 1 - R^2 below this on training data counts as an exact fit: stop searching
+GOOD = 0.5  # a candidate whose held-out error is below this share of the network's is exact
+PATHS = ("kan", "monomial", "index")  # every path, in the default order
+METHODS = ("kan-tree", "kan-snap", "monomial", "index", "linear")
+_SIMPLER_BAND = 1.02  # candidates within 2 % of the best held-out error: the simplest wins
 
 
 @dataclass
 class FormulaResult:
-    """What ``extract_formula`` found."""
+    """What ``extract_formula`` found, where it came from and how it was derived."""
 
     expr: sympy.Expr
     latex: str
@@ -61,6 +70,14 @@ class FormulaResult:
     log: list[str] = field(default_factory=list)
     edges: pd.DataFrame | None = None
     variables: list[str] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+    blame: list[str] = field(default_factory=list)
+    graph: dict | None = None  # kan-tree: the derivation as a tree of plain dicts
+
+    @property
+    def from_kan(self) -> bool:
+        """Whether the formula was read from a KAN (``kan-tree`` or ``kan-snap``)."""
+        return self.method.startswith("kan")
 
     def as_dict(self) -> dict[str, Any]:
         from kamoe.symbolic.expr import to_sympy_string
@@ -70,42 +87,89 @@ class FormulaResult:
             "r2_test": self.r2_test, "r2_train": self.r2_train, "network_r2": self.network_r2,
             "seconds": self.seconds, "method": self.method, "variables": self.variables,
             "truth": None if self.truth is None else to_sympy_string(self.truth),
-            "recovered": self.recovered, "log": self.log,
+            "recovered": self.recovered, "steps": self.steps, "blame": self.blame,
+            "log": self.log,
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FormulaResult:
+        """Rebuild a result saved with ``as_dict`` (formulas parsed with plain Symbols)."""
+        from kamoe.data.feynman import parse_formula
+
+        names = list(d.get("variables") or [])
+        expr = parse_formula(d["formula"], names)
+        truth = None if d.get("truth") is None else parse_formula(d["truth"], names)
+        return cls(expr=expr, latex=d.get("latex") or to_latex(expr),
+                   r2_test=float(d["r2_test"]), r2_train=float(d["r2_train"]),
+                   network_r2=d.get("network_r2"), seconds=float(d.get("seconds", 0.0)),
+                   truth=truth, recovered=d.get("recovered"), method=str(d["method"]),
+                   log=list(d.get("log") or []), variables=names,
+                   steps=list(d.get("steps") or []), blame=list(d.get("blame") or []))
+
+
+@dataclass
+class _Best:
+    val_rmse: float
+    size: int
+    expr: sympy.Expr
+    method: str
+    origin: str
 
 
 class _Search:
-    """Candidate bookkeeping shared by the paths: refine, score, keep the best."""
+    """Candidate bookkeeping shared by the paths: refine, score on held-out rows, keep the best.
 
-    def __init__(self, symbols, X, y, deadline, log):
+    Constants are refitted on (X, y); the candidate is scored on (X_val, y_val), rows the
+    refit never saw. ``target_rmse`` (the network's held-out error, once a path knows it) lets
+    a candidate end the search early: well below the network's error means exact.
+    """
+
+    def __init__(self, symbols, X, y, X_val, y_val, deadline, log):
         self.symbols, self.X, self.y, self.deadline, self.log = symbols, X, y, deadline, log
-        self.best: tuple[float, int, sympy.Expr, str] | None = None  # (1-R^2, size, expr, method)
+        self.X_val, self.y_val = X_val, y_val
+        self.floor = math.sqrt(EXACT) * float(np.std(y_val) or 1.0)
+        self.cands: list[_Best] = []
+        self.target_rmse: float | None = None
 
     def time_left(self) -> float:
         return self.deadline - time.time()
 
-    def consider(self, expr: sympy.Expr, method: str, refine: bool = True) -> float:
-        """Refine and score one candidate; returns its 1 - R^2 on the training data."""
+    def consider(self, expr: sympy.Expr, method: str, refine: bool = True,
+                 origin: str | None = None) -> bool:
+        """Refine and score one candidate; True when the search can stop (exact enough)."""
+        origin = str(expr) if origin is None else origin
         try:
             if refine:
                 expr = refine_constants(expr, self.symbols, self.X, self.y, max_nfev=100,
                                         deadline=self.deadline)
-            r2 = r2_score(evaluate(expr, self.symbols, self.X), self.y)
+            pred = evaluate(expr, self.symbols, self.X_val)
         except Exception as exc:  # noqa: BLE001 - a broken candidate is skipped, not fatal
             self.log.append(f"{method}: candidate failed ({type(exc).__name__})")
-            return math.inf
-        if not np.isfinite(r2):
-            return math.inf
-        loss = max(1.0 - r2, 0.0)
-        size = int(sympy.count_ops(expr))
-        key = (max(loss, EXACT), size)
-        if self.best is None or key < (max(self.best[0], EXACT), self.best[1]):
-            self.best = (loss, size, expr, method)
-        return loss
+            return self.good_enough
+        if not np.all(np.isfinite(pred)):
+            return self.good_enough
+        rmse = float(np.sqrt(np.mean((pred - self.y_val) ** 2)))
+        self.cands.append(_Best(rmse, int(sympy.count_ops(expr)), expr, method, origin))
+        return self.good_enough
 
     @property
-    def exact(self) -> bool:
-        return self.best is not None and self.best[0] < EXACT
+    def best(self) -> _Best | None:
+        """The simplest candidate whose held-out error is within 2 % of the best one's."""
+        if not self.cands:
+            return None
+        low = min(c.val_rmse for c in self.cands)
+        band = max(low * _SIMPLER_BAND, self.floor)
+        return min((c for c in self.cands if c.val_rmse <= band),
+                   key=lambda c: (c.size, c.val_rmse))
+
+    @property
+    def good_enough(self) -> bool:
+        b = self.best
+        if b is None:
+            return False
+        if b.val_rmse <= self.floor:
+            return True
+        return self.target_rmse is not None and b.val_rmse <= GOOD * self.target_rmse
 
 
 # ----------------------------------------------------------------------------- paths
@@ -136,8 +200,7 @@ def _monomial(S: _Search) -> None:
         p = [_rational(v, dens)[0] for v in coef[1:]]
         mono = sympy.Mul(*[s**pi for s, pi in zip(S.symbols, p, strict=False)])
         logc = float(np.mean(t - np.log(X) @ np.array([float(v) for v in p])))
-        S.consider(sympy.Float(sign * math.exp(logc)) * mono, "monomial")
-        if S.exact:
+        if S.consider(sympy.Float(sign * math.exp(logc)) * mono, "monomial"):
             return
 
 
@@ -209,44 +272,33 @@ def _index(S: _Search, max_u: int = 3) -> None:
                     if cand.r2 < 0.99:
                         continue
                     expr = mono * cand.expr(u_expr**k)
-                    loss = S.consider(expr, "index")
-                    if loss < EXACT:
+                    if S.consider(expr, "index"):
                         S.log.append(f"index: exact with u = {u_expr**k}, g = {cand.name}")
                         return
 
 
-def _kan(S: _Search, dataset, model, seed: int, progress) -> tuple[Any, float | None]:
-    """Train (or reuse) a KAN, fit its edges, compose; returns (SymbolicKAN, network R^2)."""
-    import torch
+def _kan(S: _Search, dataset, model, seed: int, progress, reading) -> None:
+    """The KAN path: ``kan-tree`` first, then (if not exact) ``kan-snap``."""
+    from kamoe.symbolic.kanpath import model_surrogate, read_tree
 
-    from kamoe.models import build_for
-    from kamoe.symbolic.compose import SymbolicKAN
-    from kamoe.train import TrainConfig, fit
-    from kamoe.train import evaluate as evaluate_model
+    surrogate = None
+    if model is not None:
+        surrogate = model_surrogate(model, dataset, S.X_val, S.y_val)
+        S.log.append(f"kan: the given network as the surrogate, held-out RMSE "
+                     f"{surrogate.rmse_value:.3g}")
+    budget_end = S.deadline if model is not None else time.time() + 0.75 * S.time_left()
 
-    if model is None:
-        if S.time_left() < 5:
-            S.log.append("kan: skipped (no time left)")
-            return None, None
-        torch.manual_seed(seed)
-        model = build_for("kan", dataset, hidden=[5])
-        budget = max(2.0, min(20.0, 0.4 * S.time_left()))
-        fit(model, dataset, TrainConfig(optimizer="lbfgs", lr=1.0, epochs=60, batch_size=None,
-                                        grid_update_epochs=10, max_seconds=budget, seed=seed,
-                                        patience=None, plateau_patience=None))
-    net_r2 = float(evaluate_model(model, dataset, "test").get("r2", float("nan")))
-    S.log.append(f"kan: network test R^2 = {net_r2:.6f}")
-    state = SymbolicKAN(model, dataset, seed=seed)
-    if progress:
-        progress(0.7, "fitting KAN edges")
-    state.auto(deadline=S.deadline - 2)
-    if len(state.fixed) < len(state.edge_keys()):
-        S.log.append("kan: ran out of time while fitting edges")
-        return state, net_r2
-    expr = state.formula()
-    n_const = len(expr.atoms(sympy.Float))
-    S.consider(expr, "kan", refine=n_const <= 40 and S.time_left() > 10)
-    return state, net_r2
+    read_tree(S.X, S.y, S.symbols, [s.name for s in S.symbols], S.consider, budget_end, seed,
+              surrogate, reading, progress)
+    if reading.surrogate is not None:
+        sur = reading.surrogate
+        pred = sur.value(S.X_val)
+        S.target_rmse = float(np.sqrt(np.mean((pred - S.y_val) ** 2)))
+        Xte = dataset.raw_X("test").astype(float)
+        reading.network_r2 = float(r2_score(sur.value(Xte),
+                                            dataset.raw_y("test").astype(float).ravel()))
+        S.log.append(f"kan: network {sur.describe}; test R^2 {reading.network_r2:.6f}")
+    S.log.extend(reading.log)
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -264,16 +316,26 @@ def extract_formula(
     time_limit: float = 60.0,
     seed: int = 0,
     progress: Callable[[float, str], None] | None = None,
-    paths: tuple[str, ...] = ("monomial", "index", "kan"),
-    max_points: int = 1000,
+    paths: tuple[str, ...] = PATHS,
+    max_points: int = 1500,
 ) -> FormulaResult:
-    """Search for a closed-form formula of ``dataset``'s target in its raw variables."""
+    """Search for a closed-form formula of ``dataset``'s target in its raw variables.
+
+    ``model``: a trained plain KAN on this dataset, read instead of a fresh one (``kan``
+    path). ``paths``: which paths to try, in order (see the module docstring).
+    """
+    from kamoe.symbolic.kanpath import KanReading
+
     t0 = time.time()
     # Reserve the end of the budget for scoring on the test set and the equivalence check.
     reserve = 1.5 + (2.0 if getattr(dataset, "formula", None) is not None else 0.0)
     deadline = t0 + float(time_limit) - min(reserve, 0.3 * float(time_limit))
     if getattr(dataset, "task", "regression") != "regression" or dataset.output_dim != 1:
         raise ValueError("extract_formula needs a regression dataset with one target")
+    unknown = [p for p in paths if p not in PATHS]
+    if unknown or not paths:
+        raise ValueError(f"unknown formula path(s) {unknown or list(paths)}; choose from "
+                         f"{', '.join(PATHS)}")
     log: list[str] = []
 
     def report(frac: float, msg: str) -> None:
@@ -283,42 +345,38 @@ def extract_formula(
     names = list(dataset.feature_names)
     symbols = [sympy.Symbol(n) for n in names]
     rng = np.random.default_rng(seed)
-    Xtr, ytr = dataset.raw_X("train").astype(float), dataset.raw_y("train").astype(float).ravel()
-    if len(Xtr) > max_points:
-        idx = rng.choice(len(Xtr), max_points, replace=False)
-        Xtr, ytr = Xtr[idx], ytr[idx]
-    S = _Search(symbols, Xtr, ytr, deadline, log)
+    Xall, yall = dataset.raw_X("train").astype(float), dataset.raw_y("train").astype(float).ravel()
+    perm = rng.permutation(len(Xall))[:max_points]
+    n_val = max(2, len(perm) // 5)
+    Xval, yval = Xall[perm[:n_val]], yall[perm[:n_val]]
+    Xtr, ytr = Xall[perm[n_val:]], yall[perm[n_val:]]
+    S = _Search(symbols, Xtr, ytr, Xval, yval, deadline, log)
     # baseline: a linear model in the raw variables, so there is always an answer
     coef, *_ = np.linalg.lstsq(np.column_stack([np.ones(len(Xtr)), Xtr]), ytr, rcond=None)
     cs = zip(coef[1:], symbols, strict=True)
     S.consider(sympy.Float(coef[0]) + sum(sympy.Float(c) * s for c, s in cs),
                "linear", refine=False)
-    state, net_r2 = None, None
-    steps = [p for p in paths if p in ("monomial", "index", "kan")]
-    for n, path in enumerate(steps):
-        if S.exact or S.time_left() < 1:
+    reading = KanReading()
+    for n, path in enumerate(paths):
+        if S.good_enough or S.time_left() < 1:
             break
-        report(n / (len(steps) + 1), f"trying the {path} path")
+        report(n / (len(paths) + 1), f"trying the {path} path")
         t_path = time.time()
         if path == "monomial":
             _monomial(S)
         elif path == "index":
-            keep = S.deadline
-            if "kan" in steps:  # leave the KAN path a share of the time
-                S.deadline = time.time() + 0.6 * S.time_left()
             _index(S)
-            S.deadline = keep
         else:
-            state, net_r2 = _kan(S, dataset, model, seed, progress)
-        log.append(f"{path}: {time.time() - t_path:.1f} s, best so far 1-R^2 = "
-                   f"{S.best[0] if S.best else float('nan'):.3g}")
-    if S.best is None:
+            _kan(S, dataset, model, seed, progress, reading)
+        b = S.best
+        log.append(f"{path}: {time.time() - t_path:.1f} s, best so far {b.method} with "
+                   f"held-out RMSE {b.val_rmse:.3g}" if b else f"{path}: nothing")
+    best = S.best
+    if best is None:
         raise ValueError("no formula could be fitted to this dataset")
-    loss, _, expr, method = S.best
+    expr, method = best.expr, best.method
     report(0.85, "rounding constants")
-    if loss < 1e-7:  # rounding only pays (and is only safe) for (near) exact fits
-        expr = round_constants(expr, symbols, Xtr, ytr, tol=max(EXACT, 2 * loss),
-                               deadline=deadline)
+    expr = round_constants(expr, symbols, Xtr, ytr, tol=EXACT, deadline=deadline)
     if S.time_left() > 4 and sympy.count_ops(expr) < 150:
         expr = _simplify(expr, min(3.0, S.time_left() - 1))
     expr = snap_floats(expr)
@@ -331,10 +389,35 @@ def extract_formula(
         ranges = (getattr(dataset, "meta", None) or {}).get("ranges")
         budget = max(0.5, min(3.0, t0 + float(time_limit) - time.time() - 0.5))
         recovered = bool(r2_test > 0.5 and equivalent(expr, truth, ranges=ranges, timeout=budget))
+    steps = _derivation(method, reading, best.origin)
+    blame = []
+    net_r2 = reading.network_r2
+    if net_r2 is not None and method.startswith("kan") and r2_test < net_r2 - 1e-3:
+        blame = reading.weak.get(best.origin) or [
+            "no single piece is fitted worse than its tolerance: the structure found does not "
+            "match the network"]
     report(1.0, "done")
+    edges = None
+    if method == "kan-tree" and reading.pieces.get(best.origin):
+        edges = pd.DataFrame(reading.pieces[best.origin])
+    elif method == "kan-snap" and reading.state is not None:
+        edges = reading.state.edges()
     return FormulaResult(
         expr=expr, latex=to_latex(expr), r2_test=float(r2_test), r2_train=float(r2_train),
         network_r2=net_r2, seconds=time.time() - t0, truth=truth, recovered=recovered,
-        method=method, log=log, edges=state.edges() if state is not None else None,
-        variables=names,
+        method=method, log=log, edges=edges, variables=names, steps=steps, blame=blame,
+        graph=reading.graphs.get(best.origin) if method == "kan-tree" else None,
     )
+
+
+def _derivation(method: str, reading, origin: str) -> list[str]:
+    """The steps that led to the chosen formula, in words."""
+    if method.startswith("kan"):
+        head = []
+        if reading.surrogate is not None:
+            head.append(f"surrogate: {reading.surrogate.describe}")
+        return head + reading.steps.get(origin, [])
+    return {"monomial": ["log-log regression on the raw data, powers rounded to fractions"],
+            "index": ["search for C * prod x^p * g(u) on the raw data"],
+            "linear": ["least-squares linear fit of the raw inputs (no path did better)"]
+            }.get(method, [])
