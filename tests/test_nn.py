@@ -520,3 +520,15 @@ def test_refine_from_keeps_a_trained_layer_on_a_finer_grid():
     assert bool(fine.grid_uniform)  # evenly spaced knots: the fast path still applies
     with pytest.raises(ValueError, match="same shape"):
         KANLinear(2, 2).refine_from(coarse, x)
+
+
+def test_update_grid_survives_inputs_with_few_distinct_values():
+    # An integer column (1, 2, 3) on a 20-interval grid leaves most B-splines without data:
+    # the float32 normal equations were singular there (LinAlgError from `kamoe train` on
+    # such a CSV, and in scikit-learn's integer-input checks).
+    layer = KANLinear(1, 4, grid_size=20)
+    x = torch.tensor([1.0, 2.0, 3.0]).repeat(20)[:, None]
+    layer.update_grid(x)
+    assert torch.isfinite(layer.spline_weight).all()
+    layer.update_grid(x)  # and again, from the refitted state
+    assert torch.isfinite(layer(x)).all()

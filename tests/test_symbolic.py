@@ -121,7 +121,7 @@ def test_pipeline_recovers_simple_feynman(eq_id: str) -> None:
 def test_pipeline_kan_path_reports_edges_and_network_r2() -> None:
     ds = load("feynman:I.12.1", seed=0, n=600)
     progress = []
-    res = extract_formula(ds, time_limit=15.0, paths=("kan",),
+    res = extract_formula(ds, time_limit=60.0, paths=("kan",),
                           progress=lambda f, m: progress.append(f))
     assert res.method.startswith("kan") and res.from_kan  # read from a KAN, not a data search
     assert res.recovered and res.r2_test > 1 - 1e-9
@@ -130,7 +130,7 @@ def test_pipeline_kan_path_reports_edges_and_network_r2() -> None:
     assert res.edges["exact"].all() and not res.blame
     assert res.steps and res.steps[0].startswith("surrogate: KAN")
     assert progress and progress[-1] == 1.0
-    assert res.seconds < 20.0  # 15 s limit + slack
+    assert res.seconds < 65.0  # the 60 s limit holds (+ slack for a busy machine)
 
 
 def test_equivalent_rule() -> None:
@@ -186,3 +186,111 @@ def test_cli_bad_input() -> None:
         command.run(parser.parse_args(["--dataset", "feynman:NOPE.1"]))
     with pytest.raises(ValueError):
         command.run(parser.parse_args(["--csv", "x.csv"]))  # --target missing
+
+
+# ----------------------------------------------------------------------------- the KAN path
+def _csv_dataset(columns: dict[str, np.ndarray], target: str, formula=None):
+    """A CSV upload of the given columns (the user's path into the pipeline)."""
+    import pandas as pd
+
+    data = pd.DataFrame(columns).to_csv(index=False).encode()
+    ds = load("csv", data=data, target=target, task="regression", seed=0)
+    ds.formula = formula
+    return ds
+
+
+def test_kan_path_reads_a_product_of_signed_inputs() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(-1, 1, 800), rng.uniform(-1, 1, 800)  # both signs: no log tricks
+    X, Y = sympy.symbols("x y")
+    ds = _csv_dataset({"x": x, "y": y, "z": x * y}, "z", formula=X * Y)
+    res = extract_formula(ds, time_limit=60.0, paths=("kan",), seed=0)
+    assert res.from_kan, res.method
+    assert res.recovered, (res.expr, res.steps)
+    assert sympy.simplify(res.expr - X * Y) == 0  # exactly x*y after rounding
+
+
+def test_kan_path_recovers_the_pykan_hello_formula() -> None:
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(-1, 1, 1000), rng.uniform(-1, 1, 1000)
+    X, Y = sympy.symbols("x y")
+    truth = sympy.exp(sympy.sin(sympy.pi * X) + Y**2)
+    ds = _csv_dataset({"x": x, "y": y, "f": np.exp(np.sin(np.pi * x) + y**2)}, "f",
+                      formula=truth)
+    res = extract_formula(ds, time_limit=60.0, paths=("kan",), seed=0)
+    assert res.method == "kan-tree" and res.recovered, (res.expr, res.steps)
+    assert res.edges["exact"].all()  # every edge read exactly: sin and a square
+
+
+def test_a_formula_is_never_recovered_when_not_equivalent() -> None:
+    rng = np.random.default_rng(2)
+    x, y = rng.uniform(1, 3, 600), rng.uniform(1, 3, 600)
+    X, Y = sympy.symbols("x y")
+    ds = _csv_dataset({"x": x, "y": y, "z": x * y}, "z", formula=X * Y + X**2)  # wrong truth
+    res = extract_formula(ds, time_limit=60.0, seed=0)
+    assert res.r2_test > 1 - 1e-9  # the formula found fits the data exactly (it is x*y)...
+    assert res.recovered is False  # ...but it is not the (wrong) ground truth
+
+
+def test_noisy_data_give_a_formula_at_the_noise_ceiling() -> None:
+    rng = np.random.default_rng(3)
+    n = 1500
+    a, b = rng.uniform(1, 4, n), rng.uniform(-2, 2, n)
+    clean = 2.5 * a * np.sin(b)
+    sigma = 0.01 * float(np.sqrt(np.mean(clean**2)))  # SRBench's 1 % noise level
+    z = clean + rng.normal(0, sigma, n)
+    A, B = sympy.symbols("a b")
+    ds = _csv_dataset({"a": a, "b": b, "z": z}, "z", formula=2.5 * A * sympy.sin(B))
+    res = extract_formula(ds, time_limit=60.0, seed=0)
+    yte = ds.raw_y("test").ravel()
+    ceiling = 1 - sigma**2 / float(np.var(yte))  # what the exact formula scores on noisy rows
+    assert res.r2_test > ceiling - 2e-3, (res.expr, res.r2_test, ceiling)
+    assert res.recovered, (res.expr, res.steps)  # rounding kept 2.5 and sin(b) through noise
+
+
+def test_snapping_an_edge_keeps_the_loss_after_retraining() -> None:
+    from kamoe.symbolic.snap import SnapKAN
+    from kamoe.train import TrainConfig, evaluate, fit
+
+    rng = np.random.default_rng(4)
+    x1, x2 = rng.uniform(-1, 1, 800), rng.uniform(-1, 1, 800)
+    ds = _csv_dataset({"x1": x1, "x2": x2, "f": np.sin(np.pi * x1) + x2**2}, "f")
+    torch.manual_seed(0)
+    model = build_for("kan", ds, hidden=[3])
+    cfg = TrainConfig(optimizer="lbfgs", lr=1.0, epochs=40, batch_size=None,
+                      grid_update_epochs=10, patience=None, plateau_patience=None)
+    fit(model, ds, cfg)
+    net = SnapKAN(model)
+    before = evaluate(net, ds)["rmse"]
+    X = torch.as_tensor(ds.X_train, dtype=torch.float32)
+    fits = {k: suggest(*net.edge_samples(X, k), top=1)[0] for k in net.edge_keys("numeric")}
+    key = max(fits, key=lambda k: fits[k].r2)
+    assert fits[key].r2 > 0.999  # a [2, 3, 1] KAN on this function has a clean edge to snap
+    net.layers[key[0]].snap(key[1], key[2], fits[key])
+    assert net.layers[key[0]].state(key[1], key[2]) == "symbolic"
+    fit(net, ds, TrainConfig(optimizer="lbfgs", lr=1.0, epochs=20, batch_size=None,
+                             patience=None, plateau_patience=None))
+    after = evaluate(net, ds)["rmse"]
+    # the stated bound: retraining around one snapped edge costs at most 50 % of the error
+    # (plus float32 round-off); the snapped edge's spline weights stayed at zero
+    assert after <= 1.5 * before + 1e-5, (before, after)
+    lay = net.layers[key[0]].layer
+    assert float(lay.base_weight[key[1], key[2]].detach()) == 0.0
+    assert float(lay.spline_weight[key[1], key[2]].detach().abs().sum()) == 0.0
+
+
+def test_snap_network_makes_every_edge_symbolic_and_composes_the_network() -> None:
+    from kamoe.symbolic.snap import snap_network
+
+    ds = load("feynman:I.12.1", seed=0, n=600)
+    rep = snap_network(None, ds, deadline=None, seed=0)
+    assert not rep.network.edge_keys("numeric")  # the network is all library functions
+    syms = [sympy.Symbol(n) for n in ds.feature_names]
+    from kamoe.symbolic import evaluate, r2_score
+
+    formula_r2 = r2_score(evaluate(rep.formula, syms, ds.raw_X("test")),
+                          ds.raw_y("test").ravel())
+    assert abs(formula_r2 - rep.r2_after) < 1e-4  # the formula IS the snapped network
+    assert rep.steps[0].startswith("trained KAN") and any("pruned" in s for s in rep.steps)
+    table = rep.edges(list(ds.feature_names))
+    assert set(table["state"]) <= {"symbolic", "cut"} and table["edge"].str.contains("→").all()

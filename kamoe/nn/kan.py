@@ -542,15 +542,22 @@ class KANLinear(nn.Module):
         self.grid_uniform.fill_(bool(eps >= 1.0))
 
     def _fit_spline(self, x: torch.Tensor, target: torch.Tensor) -> None:
-        """Coefficients whose spline part best matches ``target`` (in, out, N) on x."""
-        new_basis = self.b_splines(x).permute(1, 0, 2)  # (in, N, G+k)
+        """Coefficients whose spline part best matches ``target`` (in, out, N) on x.
+
+        Solved in float64: with few distinct sample values (an integer column, a two-level
+        flag) most basis functions see no data and the float32 normal equations are singular
+        even with the ridge; in float64 the ridge keeps them solvable (unseen coefficients go
+        to zero).
+        """
+        new_basis = self.b_splines(x).permute(1, 0, 2).double()  # (in, N, G+k)
         # Ridge-regularised least squares, batched over inputs: (A^T A + lam I) c = A^T y.
         ata = new_basis.transpose(1, 2) @ new_basis
         lam = 1e-8 * ata.diagonal(dim1=1, dim2=2).mean(-1).clamp_min(1e-12)
-        ata = ata + lam[:, None, None] * torch.eye(self.n_basis, device=x.device)
-        aty = new_basis.transpose(1, 2) @ target.transpose(1, 2)  # (in, G+k, out)
+        ata = ata + lam[:, None, None] * torch.eye(self.n_basis, device=x.device,
+                                                   dtype=ata.dtype)
+        aty = new_basis.transpose(1, 2) @ target.double().transpose(1, 2)  # (in, G+k, out)
         sol = torch.linalg.solve(ata, aty)  # (in, G+k, out)
-        self.spline_weight.copy_(sol.permute(2, 0, 1))
+        self.spline_weight.copy_(sol.permute(2, 0, 1).to(self.spline_weight.dtype))
 
     # ------------------------------------------------------------------ regularisation
     def regularization_loss(

@@ -91,3 +91,19 @@ def read_tree(X: np.ndarray, y: np.ndarray, symbols: list[sympy.Symbol], names: 
         accept(sols)
     reading.log.append(f"kan-tree: {len(sols)} candidate(s), {ctx.surrogates} further "
                        f"surrogate(s) trained")
+
+
+def read_snap(dataset, model, consider, deadline: float, seed: int, reading: KanReading,
+              progress=None) -> None:
+    """pykan's recipe on one KAN (the given one, or a fresh sparse one): ``kan-snap``."""
+    from kamoe.symbolic.snap import snap_network
+
+    report = snap_network(model, dataset, deadline=deadline, seed=seed, progress=progress)
+    key = str(report.formula)
+    reading.state = report
+    reading.steps[key] = list(report.steps)
+    reading.weak[key] = list(report.poor)
+    reading.log.append(f"kan-snap: {len(report.network.edge_keys('symbolic'))} edges snapped "
+                       f"in {report.seconds:.1f} s, snapped network test R^2 "
+                       f"{report.r2_after:.6f}")
+    consider(report.formula, "kan-snap")

@@ -1,8 +1,10 @@
-"""The univariate function library: each entry has a numpy function, a sympy function and a cost.
+"""The univariate function library: each entry has numpy, sympy and torch functions and a cost.
 
 Numpy functions return NaN outside their domain (log of a negative, arcsin beyond +-1, ...), so
 the fitter can mask and reject an affine placement that leaves the domain instead of fitting
-through NaN-driven nonsense.
+through NaN-driven nonsense. Torch functions are the singularity-avoiding versions a snapped
+edge trains with (pykan does the same): the argument is clamped into the domain, so a step of
+the optimiser that strays there gives a large, finite value instead of NaN.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import sympy
+import torch
+
+_EPS = 1e-6  # how close a torch edge function may come to a pole or a branch point
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,7 @@ class LibraryFunction:
     numpy: Callable[[np.ndarray], np.ndarray]
     sympy: Callable[[sympy.Expr], sympy.Expr]
     complexity: int
+    torch: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 def _pos(f: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
@@ -66,8 +72,26 @@ def _tan(x: np.ndarray) -> np.ndarray:
         return np.where(ok, np.tan(x), np.nan)
 
 
+def _away(x: torch.Tensor) -> torch.Tensor:
+    """x kept at least _EPS away from 0, sign preserved (for 1/x-like functions)."""
+    return torch.where(x >= 0, x.clamp_min(_EPS), x.clamp_max(-_EPS))
+
+
+_TORCH: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "0": torch.zeros_like, "x": lambda x: x, "x^2": lambda x: x**2, "x^3": lambda x: x**3,
+    "x^4": lambda x: x**4, "1/x": lambda x: 1 / _away(x), "1/x^2": lambda x: _away(x) ** -2,
+    "sqrt": lambda x: torch.sqrt(x.clamp_min(_EPS)),
+    "1/sqrt": lambda x: torch.rsqrt(x.clamp_min(_EPS)),
+    "exp": lambda x: torch.exp(x.clamp_max(50.0)), "log": lambda x: torch.log(x.clamp_min(_EPS)),
+    "sin": torch.sin, "cos": torch.cos, "tan": lambda x: torch.sin(x) / _away(torch.cos(x)),
+    "tanh": torch.tanh, "cosh": lambda x: torch.cosh(x.clamp(-50.0, 50.0)),
+    "sigmoid": torch.sigmoid, "abs": torch.abs,
+    "arcsin": lambda x: torch.asin(x.clamp(-1 + _EPS, 1 - _EPS)), "arctan": torch.atan,
+    "gaussian": lambda x: torch.exp(-(x**2)),
+}
+
 LIBRARY: dict[str, LibraryFunction] = {
-    f.name: f
+    f.name: LibraryFunction(f.name, f.numpy, f.sympy, f.complexity, _TORCH[f.name])
     for f in [
         LibraryFunction("0", lambda x: np.zeros_like(x), lambda x: sympy.Integer(0), 0),
         LibraryFunction("x", lambda x: x, lambda x: x, 1),

@@ -127,7 +127,9 @@ class _Search:
     def __init__(self, symbols, X, y, X_val, y_val, deadline, log):
         self.symbols, self.X, self.y, self.deadline, self.log = symbols, X, y, deadline, log
         self.X_val, self.y_val = X_val, y_val
-        self.floor = math.sqrt(EXACT) * float(np.std(y_val) or 1.0)
+        # below this held-out error a candidate is the function itself (float64 round-off of
+        # refitted constants); candidates are not told apart there
+        self.floor = 1e-9 * float(np.std(y_val) or 1.0)
         self.cands: list[_Best] = []
         self.target_rmse: float | None = None
 
@@ -277,9 +279,12 @@ def _index(S: _Search, max_u: int = 3) -> None:
                         return
 
 
+SNAP_SECONDS = 10.0  # kan-snap runs after kan-tree when at least this much time is left
+
+
 def _kan(S: _Search, dataset, model, seed: int, progress, reading) -> None:
     """The KAN path: ``kan-tree`` first, then (if not exact) ``kan-snap``."""
-    from kamoe.symbolic.kanpath import model_surrogate, read_tree
+    from kamoe.symbolic.kanpath import model_surrogate, read_snap, read_tree
 
     surrogate = None
     if model is not None:
@@ -298,6 +303,11 @@ def _kan(S: _Search, dataset, model, seed: int, progress, reading) -> None:
         reading.network_r2 = float(r2_score(sur.value(Xte),
                                             dataset.raw_y("test").astype(float).ravel()))
         S.log.append(f"kan: network {sur.describe}; test R^2 {reading.network_r2:.6f}")
+    if not S.good_enough and S.time_left() > SNAP_SECONDS and dataset.kind == "tabular":
+        try:
+            read_snap(dataset, model, S.consider, S.deadline, seed, reading, progress)
+        except ValueError as err:  # e.g. a model that is not a plain kan: say so, go on
+            reading.log.append(f"kan-snap: skipped ({err})")
     S.log.extend(reading.log)
 
 
@@ -390,10 +400,12 @@ def extract_formula(
         budget = max(0.5, min(3.0, t0 + float(time_limit) - time.time() - 0.5))
         recovered = bool(r2_test > 0.5 and equivalent(expr, truth, ranges=ranges, timeout=budget))
     steps = _derivation(method, reading, best.origin)
+    if method == "kan-snap" and reading.state is not None:
+        reading.network_r2 = reading.network_r2 or reading.state.r2_before
     blame = []
     net_r2 = reading.network_r2
     if net_r2 is not None and method.startswith("kan") and r2_test < net_r2 - 1e-3:
-        blame = reading.weak.get(best.origin) or [
+        blame = reading.weak.get(best.origin) or _weakest_edges(method, reading, names) or [
             "no single piece is fitted worse than its tolerance: the structure found does not "
             "match the network"]
     report(1.0, "done")
@@ -401,7 +413,7 @@ def extract_formula(
     if method == "kan-tree" and reading.pieces.get(best.origin):
         edges = pd.DataFrame(reading.pieces[best.origin])
     elif method == "kan-snap" and reading.state is not None:
-        edges = reading.state.edges()
+        edges = reading.state.edges(names)
     return FormulaResult(
         expr=expr, latex=to_latex(expr), r2_test=float(r2_test), r2_train=float(r2_train),
         network_r2=net_r2, seconds=time.time() - t0, truth=truth, recovered=recovered,
@@ -410,13 +422,25 @@ def extract_formula(
     )
 
 
+def _weakest_edges(method: str, reading, names: list[str], k: int = 3) -> list[str]:
+    """kan-snap: the snapped edges with the lowest library-fit R^2, by name."""
+    if method != "kan-snap" or reading.state is None:
+        return []
+    table = reading.state.edges(names)
+    table = table[table["state"] == "symbolic"].sort_values("r2").head(k)
+    return [f"edge {r.edge}: snapped to {r.function} with fit R^2 {r.r2:.5f}"
+            for r in table.itertuples()]
+
+
 def _derivation(method: str, reading, origin: str) -> list[str]:
     """The steps that led to the chosen formula, in words."""
-    if method.startswith("kan"):
+    if method == "kan-tree":
         head = []
         if reading.surrogate is not None:
             head.append(f"surrogate: {reading.surrogate.describe}")
         return head + reading.steps.get(origin, [])
+    if method == "kan-snap":
+        return reading.steps.get(origin, [])
     return {"monomial": ["log-log regression on the raw data, powers rounded to fractions"],
             "index": ["search for C * prod x^p * g(u) on the raw data"],
             "linear": ["least-squares linear fit of the raw inputs (no path did better)"]

@@ -244,6 +244,7 @@ def _split(P: Problem, S: Surrogate, groups: list[list[int]], mode: str, ctx: Co
         if not sols:
             return []
         children[b] = sols
+    _refit_singles(P, target, groups, children, mode, ctx)
     what = " + " if mode == "sum" else " * "
     ctx.log.append(f"{'  ' * P.depth}{tname + ' ' if tname else ''}separable as "
                    + what.join("{" + ", ".join(P.labels[i] for i in g) + "}" for g in groups))
@@ -269,6 +270,30 @@ def _split(P: Problem, S: Surrogate, groups: list[list[int]], mode: str, ctx: Co
             graph = {"kind": "transform", "name": tname, "child": graph}
         out.append(_score(P, back(inner), steps, parts_used, graph))
     return out
+
+
+def _refit_singles(P: Problem, target: Problem, groups: list[list[int]],
+                   children: dict[int, list[Solution]], mode: str, ctx: Context) -> None:
+    """Refit every one-variable block on what P's own targets leave once the other blocks are
+    taken out (backfitting): a slice carries the surrogate's error, P's samples do not, so
+    an edge that the slice could not tell from a look-alike (exp(u^2) from 1/(a-u^2)^2) is
+    read again on cleaner samples. The new fits join the block's candidates."""
+    if len(groups) < 2:
+        return
+    parts = [children[b][0].expr for b in range(len(groups))]
+    inner = _fit_linear(target, parts, mode)
+    if inner is not None and _rmse(_evaluate(inner, P.symbols, P.X),
+                                   target.t) <= 1e-9 * (np.std(target.t) + 1e-300):
+        return  # already exact to round-off
+    for b, g in enumerate(groups):
+        if len(g) != 1 or ctx.time_left() < 2.0:
+            continue
+        sols = _residual_block(P, target, groups, b, children, mode, ctx)
+        if sols:
+            old = {str(s.expr) for s in children[b]}
+            fresh = [s for s in sols if str(s.expr) not in old]
+            children[b] = (fresh[:1] + children[b] + fresh[1:])[:4] if fresh and fresh[0].exact \
+                else children[b] + fresh[:2]
 
 
 def _residual_block(P: Problem, target: Problem, groups: list[list[int]], b: int,
