@@ -213,6 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
 
+    sweep = _lazy("kamoe.sweep")
+    if sweep is not None:
+        p = sub.add_parser("sweep", help="a grid of models x settings x seeds, local or on a "
+                                         "Dask/Ray cluster, streamed to a JSONL file")
+        sweep.add_arguments(p)
+        p.set_defaults(func=sweep.run)
+
     formula = _lazy("kamoe.symbolic.command")
     if formula is not None:
         p = sub.add_parser("formula", help="extract a symbolic formula from data")
