@@ -19,6 +19,7 @@ BENCHES = {
     "reproduce": ("kamoe.bench.reproduce", "the KAMoE paper's experiments (california, crypto)"),
     "feynman": ("kamoe.bench.feynman", "formula recovery on the AI Feynman equations"),
     "dashboard": ("kamoe.bench.dashboard", "dashboard timings in a real browser"),
+    "ecosystem": ("kamoe.bench.ecosystem", "scikit-learn estimators, dispatch engine timings"),
 }
 
 

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -92,6 +93,24 @@ def test_sweep_on_a_dask_cluster_matches_a_local_sweep(dask_cluster, tmp_path, c
 
     assert found(remote) == found(local)  # every metric, exactly
     assert remote["backend"] == "dask"
+
+
+CALIFORNIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sklearn"
+
+
+@pytest.mark.skipif(not (CALIFORNIA / "cal_housing_py3.pkz").is_file(),
+                    reason="shared California cache file absent (../shared/data/sklearn)")
+def test_bench_reproduce_on_a_dask_cluster_matches_the_local_run(dask_cluster, tmp_path):
+    args = ["bench", "reproduce", "california", "--families", "mlp", "--variants",
+            "standard,kamoe", "--widths", "5", "--depths", "1", "--seeds", "1",
+            "--max-epochs", "2", "--data-home", str(CALIFORNIA)]
+    assert main([*args, "--out", str(tmp_path / "local.md")]) == 0
+    assert main([*args, "--out", str(tmp_path / "dask.md"), "--backend", "dask", "--address",
+                 dask_cluster.scheduler_address]) == 0
+    local, remote = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("local", "dask"))
+    key = lambda r: r["variant"]  # noqa: E731
+    assert [(r["variant"], r["r2"], r["epochs"]) for r in sorted(remote, key=key)] == [
+        (r["variant"], r["r2"], r["epochs"]) for r in sorted(local, key=key)]
 
 
 def test_dask_without_address_starts_and_closes_its_own_cluster():
