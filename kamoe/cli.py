@@ -50,6 +50,20 @@ def _parse_config(text: str | None, what: str) -> dict[str, Any]:
     return value
 
 
+def data_options(items: list[str] | None) -> dict[str, Any]:
+    """Repeated --data-option KEY=VALUE as a dict (VALUE read as JSON when it parses)."""
+    options: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UserError(f"--data-option must look like key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
 def _progress_printer(enabled: bool):
     if not enabled:
         return None
@@ -78,15 +92,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     model_cfg = _parse_config(args.config, "--config")
     train_cfg = _parse_config(args.train_config, "--train-config")
-    options = {}
-    for item in args.data_option or []:
-        if "=" not in item:
-            raise UserError(f"--data-option must look like key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
+    options = data_options(args.data_option)
     dataset = load(args.dataset, seed=args.seed, data_home=args.data_home,
                    allow_download=args.download, **options)
     set_seed(args.seed)  # the initial weights depend on the seed too

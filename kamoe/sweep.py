@@ -58,19 +58,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------------------- the grid
 
 
-def _data_options(items: list[str] | None) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise SweepError(f"--data-option must look like key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
-
-
 def parse_grid(text: str | None) -> dict[str, list[Any]]:
     """The --grid JSON object, every value made a list of the values to try."""
     if not text:
@@ -222,6 +209,7 @@ def _label(row: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kamoe.cli import data_options
     from kamoe.models import build_for
     from kamoe.train import TrainingError
 
@@ -233,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models:
         raise SweepError("--models is empty; give registry names, e.g. --models kan,mlp")
-    options = _data_options(args.data_option)
+    options = data_options(args.data_option)
     cells = plan(args.dataset, options, models, parse_grid(args.grid),
                  range(args.first_seed, args.first_seed + args.seeds), args.epochs)
     # Check the dataset and every setting here, before any work goes out (one clear error).
