@@ -19,6 +19,7 @@ BENCHES = {
     "reproduce": ("kamoe.bench.reproduce", "the KAMoE paper's experiments (california, crypto)"),
     "feynman": ("kamoe.bench.feynman", "formula recovery on the AI Feynman equations"),
     "dashboard": ("kamoe.bench.dashboard", "dashboard timings in a real browser"),
+    "ecosystem": ("kamoe.bench.ecosystem", "scikit-learn estimators, dispatch engine timings"),
 }
 
 
@@ -49,6 +50,20 @@ def _parse_config(text: str | None, what: str) -> dict[str, Any]:
     return value
 
 
+def data_options(items: list[str] | None) -> dict[str, Any]:
+    """Repeated --data-option KEY=VALUE as a dict (VALUE read as JSON when it parses)."""
+    options: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UserError(f"--data-option must look like key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
 def _progress_printer(enabled: bool):
     if not enabled:
         return None
@@ -77,15 +92,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     model_cfg = _parse_config(args.config, "--config")
     train_cfg = _parse_config(args.train_config, "--train-config")
-    options = {}
-    for item in args.data_option or []:
-        if "=" not in item:
-            raise UserError(f"--data-option must look like key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
+    options = data_options(args.data_option)
     dataset = load(args.dataset, seed=args.seed, data_home=args.data_home,
                    allow_download=args.download, **options)
     set_seed(args.seed)  # the initial weights depend on the seed too
@@ -212,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list registry models")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
+
+    sweep = _lazy("kamoe.sweep")
+    if sweep is not None:
+        p = sub.add_parser("sweep", help="a grid of models x settings x seeds, local or on a "
+                                         "Dask/Ray cluster, streamed to a JSONL file")
+        sweep.add_arguments(p)
+        p.set_defaults(func=sweep.run)
 
     formula = _lazy("kamoe.symbolic.command")
     if formula is not None:

@@ -95,3 +95,10 @@ def test_reproduce_from_json_refuses_files_it_cannot_use(tmp_path, capsys):
         assert main(["bench", "reproduce", "crypto", "--from-json", str(name)]) == 2
         err = capsys.readouterr().err
         assert needle in err and "--out FILE" in err
+
+
+def test_ecosystem_cv_bench_reports_every_fold(capsys):
+    assert main(["bench", "ecosystem", "cv", "--n", "100", "--json"]) == 0  # small: ~3 s
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["folds"]) == 5 and result["n"] == 100
+    assert result["mean_r2"] == pytest.approx(sum(result["folds"]) / 5, abs=1e-5)

@@ -444,3 +444,41 @@ def test_crypto_real_files():
     assert (np.diff(t_train) > np.timedelta64(0)).all() and t_train[-1] < t_test[0]
     assert t_train[0] >= np.datetime64("2020-01-01")  # crop applied before windowing
     assert abs(len(ds.X_test) / (len(ds.X_train) + len(ds.X_test)) - 0.2) < 0.01  # 80/20
+
+
+# ------------------------------------------------------------------ arrays (kamoe.data.arrays)
+def test_from_arrays_names_scalings_and_round_trip():
+    from kamoe.data import from_arrays
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"mass": rng.uniform(1, 5, 50), "speed": rng.uniform(-3, 3, 50)})
+    y = pd.Series(0.5 * df["mass"] * df["speed"] ** 2, name="energy")
+    ds = from_arrays(df, y)
+    assert ds.feature_names == ["mass", "speed"] and ds.target_names == ["energy"]
+    np.testing.assert_allclose(ds.X_train.mean(0), 0, atol=1e-12)  # standardised
+    np.testing.assert_allclose(ds.raw_X(), df.to_numpy())
+    np.testing.assert_allclose(ds.raw_y().ravel(), y)
+    assert ds.meta["test"] == "train" and len(ds.X_test) == 50  # no test given
+    mm = from_arrays(df.to_numpy(), y.to_numpy(), x_scaling="minmax",
+                     test=(df.to_numpy()[:5], y.to_numpy()[:5]))
+    assert mm.feature_names == ["x1", "x2"] and mm.target_names == ["y"]
+    np.testing.assert_allclose(mm.X_train.min(0), -1)  # observed range onto [-1, 1]
+    np.testing.assert_allclose(mm.X_train.max(0), 1)
+    assert len(mm.X_test) == 5 and mm.meta["test"] == "given"
+
+
+def test_from_arrays_classification_labels_and_errors():
+    from kamoe.data import from_arrays
+
+    X = np.arange(12.0).reshape(6, 2)
+    ds = from_arrays(X, np.array(["b", "a", "c", "a", "b", "c"]), task="classification")
+    assert ds.class_names == ["a", "b", "c"] and ds.y_train.tolist() == [1, 0, 2, 0, 1, 2]
+    assert ds.output_dim == 3 and ds.y_scaling is None
+    for kwargs, needle in (({"X": X[:, 0], "y": X[:, 0]}, "must be 2-D"),
+                           ({"X": X, "y": X[:5, 0]}, "y has 5 rows but its X has 6"),
+                           ({"X": np.where(X > 10, np.nan, X), "y": X[:, 0]}, "NaN"),
+                           ({"X": X, "y": X[:, 0], "feature_names": ["a", "a"]}, "unique"),
+                           ({"X": X, "y": X[:, 0], "x_scaling": "log"}, "choose one of"),
+                           ({"X": X, "y": X[:, 0], "task": "ranking"}, "task=")):
+        with pytest.raises(DataError, match=needle):
+            from_arrays(**kwargs)

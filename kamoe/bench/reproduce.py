@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import multiprocessing as mp
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from kamoe import parallel
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,7 +94,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="no fitting: print the table of the results saved in these JSON files "
                         "(comma-separated; written by --out)")
     p.add_argument("--max-epochs", type=int, default=1000)
-    p.add_argument("--jobs", type=int, default=1, help="worker processes (1 torch thread each)")
+    parallel.add_arguments(p)  # --backend, --address, --jobs
     p.add_argument("--out", default=None, help="also write the table (markdown) and JSON here")
 
 
@@ -182,7 +183,8 @@ def run(args: argparse.Namespace) -> int:
     table = _table(results, keys, CALIFORNIA_REF if california else CRYPTO_REF)
     print(table)
     if wall is not None:
-        print(f"\n{len(results)} fits in {wall:.0f} s wall with {args.jobs} worker(s)")
+        where = args.address or f"{args.jobs} worker(s)"
+        print(f"\n{len(results)} fits in {wall:.0f} s wall on {args.backend} with {where}")
     if args.out:
         Path(args.out).write_text(table + "\n")
         if not args.from_json:
@@ -215,13 +217,11 @@ def _run_jobs(args, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     load(jobs[0]["spec"], seed=0, **jobs[0]["options"])
     results = []
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(args.jobs) as pool:
-        for r in pool.imap(_fit_one, jobs):
-            results.append(r)
-            print(f"{json.dumps(r)}", file=sys.stderr, flush=True)
-            if args.out:  # keep what has finished, in case the run is cut short
-                Path(args.out).with_suffix(".json").write_text(json.dumps(results, indent=1))
+    for _, r in parallel.dispatch(_fit_one, jobs, **parallel.options(args)):
+        results.append(r)  # in the order they finish; the table sorts its rows
+        print(f"{json.dumps(r)}", file=sys.stderr, flush=True)
+        if args.out:  # keep what has finished, in case the run is cut short
+            Path(args.out).with_suffix(".json").write_text(json.dumps(results, indent=1))
     return results
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kamoe.data.arrays import from_arrays as from_arrays
 from kamoe.data.dataset import Affine, DataError, Dataset
 from kamoe.data.feynman import (
     ALIASES as FEYNMAN_ALIASES,
