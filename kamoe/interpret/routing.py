@@ -703,24 +703,31 @@ class Specialisation:
 
 
 def _plural(name: str) -> str:
+    if name.endswith(("ss", "sh", "ch", "x")):
+        return f"{name}es"
     return name if name.endswith("s") else f"{name}s"
 
 
 def specialisation_verdict(nmi: float, entropy: float, max_entropy_: float,
                            group_name: str = "group") -> str:
-    """One plain sentence saying whether the experts split the groups."""
+    """One plain sentence saying whether the experts split the groups.
+
+    Near-uniform weights (mean entropy >= ``UNIFORM_ENTROPY`` * log E) come first: the experts
+    are then averaged whatever expert is marginally the strongest.
+    """
     groups = _plural(group_name)
-    near_uniform = max_entropy_ > 0 and entropy >= UNIFORM_ENTROPY * max_entropy_
+    if max_entropy_ > 0 and entropy >= UNIFORM_ENTROPY * max_entropy_:
+        tail = (f"; the slightly favoured expert does follow the {group_name} (NMI {nmi:.2f})"
+                if nmi >= NMI_WEAK else f" (NMI {nmi:.2f})")
+        return (f"Routing is close to uniform: every expert gets about the same weight "
+                f"(entropy {entropy:.2f} of at most {max_entropy_:.2f}), so the experts barely "
+                f"specialised{tail}.")
     if nmi >= NMI_SPLIT:
         return (f"The experts split the {groups}: knowing a sample's strongest expert tells "
                 f"most of its {group_name} (NMI {nmi:.2f}).")
     if nmi >= NMI_WEAK:
         return (f"The experts partly specialise: the strongest expert says something about "
                 f"the {group_name}, but the {groups} overlap (NMI {nmi:.2f}).")
-    if near_uniform:
-        return (f"Routing is close to uniform: every expert gets about the same weight, so the "
-                f"experts did not specialise on the {groups} (NMI {nmi:.2f}, entropy "
-                f"{entropy:.2f} of at most {max_entropy_:.2f}).")
     return (f"The gate makes choices, but not along the {groups}: its strongest expert says "
             f"almost nothing about the {group_name} (NMI {nmi:.2f}).")
 

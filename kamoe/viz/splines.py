@@ -195,8 +195,7 @@ def edge_detail(edge: Any, title: str | None = None, theme: str = "light",
         cx, cy = _within(cx, np.asarray(edge.control_y, dtype=float), lo, hi)
         label = "control points (c\u2098)" if base is not None else "control points"
         fig.add_trace(go.Scatter(x=cx, y=cy, mode="markers", name=label,
-                                 marker={"size": 9, "color": p.spline, "symbol": "diamond",
-                                         "line": {"color": p.background, "width": 1}}),
+                                 marker={"size": 9, "color": p.spline, "symbol": "diamond"}),
                       row=1, col=1)
     if fitted is not None:
         name, values = fitted
@@ -214,7 +213,8 @@ def edge_detail(edge: Any, title: str | None = None, theme: str = "light",
                          hovertemplate=f"{in_name} %{{x:.3g}}: %{{y}} samples<extra></extra>"),
                   row=2, col=1)
     fig.update_xaxes(range=[lo, hi])
-    x_title = f"{in_name} (raw units)" if raw else f"{in_name} ({edge.coordinate} coordinate)"
+    own = "normalised coordinate" if edge.coordinate == "normalised" else "model coordinate"
+    x_title = f"{in_name} (raw units)" if raw else f"{in_name} ({own})"
     fig.update_xaxes(title_text=x_title, row=2, col=1)
     fig.update_yaxes(title_text="\u03c6(x)", row=1, col=1)
     fig.update_yaxes(title_text="samples", row=2, col=1)
