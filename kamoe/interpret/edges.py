@@ -59,8 +59,26 @@ _EPS_NODE = 1e-4  # pykan's guard in edge_std / (node_std + eps)
 # ---------------------------------------------------------------------------- dataclasses
 
 
+class _PartsAndUnits:
+    """What EdgeCurve and LayerCurves share: the spline part and whether raw units exist."""
+
+    y: np.ndarray
+    base_y: np.ndarray | None
+    raw_x: np.ndarray | None
+
+    @property
+    def spline_y(self) -> np.ndarray | None:
+        """The spline part sum_m c_m B_m(x) on the grid (None for RSWAF layers: no base)."""
+        return None if self.base_y is None else self.y - self.base_y
+
+    @property
+    def has_raw(self) -> bool:
+        """Whether the abscissae are also given in the input's raw units."""
+        return self.raw_x is not None
+
+
 @dataclass
-class EdgeCurve:
+class EdgeCurve(_PartsAndUnits):
     """One edge phi_ji (input i -> output j) of one layer, ready to plot.
 
     ``x``/``y``: the curve on a dense grid over the observed input range; ``samples``: the
@@ -96,15 +114,6 @@ class EdgeCurve:
     raw_density_edges: np.ndarray | None = None
 
     @property
-    def spline_y(self) -> np.ndarray | None:
-        """The spline part sum_m c_m B_m(x) on the grid (None without a base part)."""
-        return None if self.base_y is None else self.y - self.base_y
-
-    @property
-    def has_raw(self) -> bool:
-        return self.raw_x is not None
-
-    @property
     def raw_range(self) -> tuple[float, float]:
         """(min, max) of the grid in raw units (model coordinate when there is no raw view)."""
         x = self.raw_x if self.raw_x is not None else self.x
@@ -112,7 +121,7 @@ class EdgeCurve:
 
 
 @dataclass
-class LayerCurves:
+class LayerCurves(_PartsAndUnits):
     """Every edge curve of one KAN layer, with the data it saw and its importances.
 
     Shapes (``in`` = in_features, ``out`` = out_features, ``P`` = n_points, ``N`` = samples):
@@ -165,15 +174,6 @@ class LayerCurves:
     raw_samples: np.ndarray | None = None
     raw_control_x: np.ndarray | None = None
     raw_density_edges: np.ndarray | None = None
-
-    @property
-    def spline_y(self) -> np.ndarray | None:
-        """The spline part (out, in, P) of B-spline edges (None for RSWAF layers)."""
-        return None if self.base_y is None else self.y - self.base_y
-
-    @property
-    def has_raw(self) -> bool:
-        return self.raw_x is not None
 
     def edge_label(self, j: int, i: int) -> str:
         """``"<input> → <output>"`` of edge i -> j (``kamoe.interpret.names``)."""

@@ -49,7 +49,8 @@ def target_scatter(x: np.ndarray, y: np.ndarray, x_name: str, y_name: str,
         if len(x) else np.arange(0)
     marker: dict = {"size": 4, "opacity": 0.6, "color": p.series(0)}
     if color is not None:
-        marker.update(color=np.asarray(color).ravel()[idx], colorscale="Viridis", showscale=True,
+        marker.update(color=np.asarray(color).ravel()[idx], colorscale=p.colorscale(p.points),
+                      showscale=True,
                       colorbar={"title": {"text": color_name, "font": {"color": p.text}},
                                 "tickfont": {"color": p.text}})
     fig = go.Figure(go.Scattergl(x=x[idx], y=y[idx], mode="markers", marker=marker,

@@ -35,7 +35,8 @@ class Palette:
     density: str  # data density bars
     node_fill: str
     categorical: tuple[str, ...]  # experts, groups
-    sequential: tuple[str, ...]  # heat maps, low to high
+    sequential: tuple[str, ...]  # heat maps, low to high (low = near the background)
+    points: tuple[str, ...]  # a third variable on scatter points: every end stays visible
 
     @property
     def curve(self) -> str:
@@ -45,10 +46,15 @@ class Palette:
         """The k-th categorical colour (cycling)."""
         return self.categorical[k % len(self.categorical)]
 
-    def colorscale(self) -> list[list[float | str]]:
-        n = len(self.sequential) - 1
-        return [[i / n, c] for i, c in enumerate(self.sequential)]
+    def colorscale(self, colours: tuple[str, ...] | None = None) -> list[list[float | str]]:
+        """A plotly colour scale from ``colours`` (default: the sequential heat-map colours)."""
+        colours = colours or self.sequential
+        n = len(colours) - 1
+        return [[i / n, c] for i, c in enumerate(colours)]
 
+
+VIRIDIS = ("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779",
+           "#6ece58", "#b5de2b", "#fde725")
 
 PALETTES = {
     "light": Palette(
@@ -60,6 +66,7 @@ PALETTES = {
         categorical=("#1f65ac", "#c2410c", "#2e7d32", "#b91c1c", "#7b3fa0", "#8a5a2b",
                      "#c0267d", "#5d6070", "#7a7a00", "#00788a"),
         sequential=("#f7fbff", "#c6dbef", "#6baed6", "#2171b5", "#08306b"),
+        points=VIRIDIS,
     ),
     "dark": Palette(
         name="dark", background="#0e1117", text="#fafafa", muted="#a8abb8",
@@ -69,6 +76,7 @@ PALETTES = {
         categorical=("#6eb4ff", "#ffa657", "#7ee787", "#ff7b72", "#d2a8ff", "#e3b341",
                      "#f778ba", "#a8abb8", "#c9d14e", "#56d4dd"),
         sequential=("#161b22", "#1f3b5c", "#2f6ea8", "#62a8f0", "#cfe6ff"),
+        points=VIRIDIS[3:],  # Viridis' darkest purples vanish on a near-black page
     ),
 }
 
@@ -80,27 +88,21 @@ def palette(theme: str = "light") -> Palette:
     return PALETTES[theme]
 
 
-def _rgb(colour: str) -> tuple[float, float, float]:
+def _parse(colour: str) -> tuple[tuple[float, float, float], float]:
+    """((r, g, b) in 0..255, alpha) of a "#rrggbb", "rgb(...)" or "rgba(...)" colour."""
     c = colour.strip()
     if c.startswith("#"):
-        return tuple(float(v) for v in hex_to_rgb(c))  # type: ignore[return-value]
+        return tuple(float(v) for v in hex_to_rgb(c)), 1.0  # type: ignore[return-value]
     if c.startswith("rgb"):
-        parts = c[c.index("(") + 1:c.index(")")].split(",")
-        return tuple(float(v) for v in parts[:3])  # type: ignore[return-value]
+        parts = [float(v) for v in c[c.index("(") + 1:c.index(")")].split(",")]
+        return (parts[0], parts[1], parts[2]), (parts[3] if len(parts) > 3 else 1.0)
     raise ValueError(f"cannot read colour {colour!r}")
-
-
-def _alpha(colour: str) -> float:
-    c = colour.strip()
-    if c.startswith("rgba"):
-        return float(c[c.index("(") + 1:c.index(")")].split(",")[3])
-    return 1.0
 
 
 def blend(colour: str, background: str) -> tuple[float, float, float]:
     """The opaque colour that ``colour`` (maybe rgba) shows on ``background``."""
-    a = _alpha(colour)
-    fg, bg = _rgb(colour), _rgb(background)
+    fg, a = _parse(colour)
+    bg, _ = _parse(background)
     return tuple(a * f + (1 - a) * b for f, b in zip(fg, bg, strict=True))  # type: ignore
 
 
@@ -116,7 +118,7 @@ def luminance(rgb: tuple[float, float, float]) -> float:
 
 def contrast(colour: str, background: str) -> float:
     """WCAG contrast ratio (1..21) of ``colour`` (alpha blended) on ``background``."""
-    a, b = luminance(blend(colour, background)), luminance(_rgb(background))
+    a, b = luminance(blend(colour, background)), luminance(_parse(background)[0])
     return (max(a, b) + 0.05) / (min(a, b) + 0.05)
 
 
