@@ -322,6 +322,7 @@ def test_one_naming_scheme_for_nodes_and_edges():
         dataset_node_names,
         edge_name,
         input_names,
+        kan_node_names,
         kept_node_names,
         output_names,
     )
@@ -344,6 +345,7 @@ def test_one_naming_scheme_for_nodes_and_edges():
                                           for r in graph.edges.itertuples()]
     assert list(graph.nodes["label"]) == [n for level in names for n in level]
     assert edge_name(names, 1, 0, 2) == "h1.2 \u2192 y"
+    assert kan_node_names(model, ds) == names  # what the Formula page calls
     with pytest.raises(IndexError):
         edge_name(names, 2, 0, 0)
     # Windows of a sequence are named by lag, classes by target and class name.

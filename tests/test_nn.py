@@ -516,7 +516,9 @@ def test_gate_temperature_and_top_k_act_on_the_gate_logits():
     top1 = KAMoE(lambda: make_expert("mlp", 4, 6), 4, (4,), 6, gate_activation="softmax",
                  gate_top_k=1)
     w = top1.gate_weights(x)
-    assert ((w > 0).sum(-1) == 1).all() and torch.allclose(w.sum(-1), torch.ones(16))
+    z1 = top1.gate(torch.relu(top1.gate_dense(x)))
+    assert ((w > 0).sum(-1) == 1).all()  # the winner keeps its softmax probability (Switch),
+    assert torch.allclose(w.sum(-1), torch.softmax(z1, -1).max(-1).values)  # so it has a gradient
     sig = KAMoE(lambda: make_expert("mlp", 4, 6), 4, (4,), 6, gate_top_k=2)
     full = torch.sigmoid(sig.gate(torch.relu(sig.gate_dense(x))))
     kept = sig.gate_weights(x)

@@ -13,6 +13,7 @@ from kamoe.interpret.edges import (
     edge_curves,
     importance_frame,
     kan_chain,
+    kan_node_names,
     layer_inputs,
     network_graph,
 )
@@ -60,8 +61,8 @@ __all__ = [
     "RoutingRecorder", "Specialisation", "WinnerMap", "attribution", "class_groups",
     "class_thumbnails", "dataset_edge_curves", "dataset_groups", "dataset_network_graph",
     "dataset_node_names", "edge_curves", "edge_name", "gate_names", "gate_weights",
-    "hidden_name", "importance_frame", "input_names", "kan_chain", "kept_node_names",
-    "kind_shares", "layer_inputs", "max_entropy", "network_graph", "node_names",
+    "hidden_name", "importance_frame", "input_names", "kan_chain", "kan_node_names",
+    "kept_node_names", "kind_shares", "layer_inputs", "max_entropy", "network_graph", "node_names",
     "normalise_weights", "normalised_mutual_information", "output_names", "prune",
     "quantile_groups", "remove_nodes", "router_stats", "routing_by_group", "routing_entropy",
     "routing_report", "routing_stats", "routing_summary", "row_unit", "sample_weights",

@@ -648,6 +648,21 @@ def network_graph(model: nn.Module, X: np.ndarray | torch.Tensor, n_curve_points
     )
 
 
+def kan_node_names(model: nn.Module, dataset: Any) -> list[list[str]]:
+    """Every node's label of a plain KAN stack on ``dataset``, level by level.
+
+    The Formula page names an edge key (layer, out, in) with
+    ``names.edge_name(kan_node_names(model, ds), *key)``: the same label the Splines page shows.
+    """
+    chain = kan_chain(model)
+    if not chain:
+        raise ValueError("node names need a plain KAN stack (registry model 'kan' or "
+                         "'fasterkan')")
+    widths = [chain[0][1].in_features] + [layer.out_features for _, layer in chain]
+    return node_names(widths, input_names(dataset, widths[0]),
+                      output_names(dataset, widths[-1]))
+
+
 def dataset_network_graph(model: nn.Module, dataset: Any, split: str = "train",
                           **kwargs: Any) -> NetworkGraph:
     """``network_graph`` over a dataset split, with its names and raw units filled in."""

@@ -7,7 +7,8 @@ sum_e alpha_e * f_e(x~). Plain MoE differs only in the gate (GRN instead of GRKA
 
 Options beyond the reference (all off by default, so the default is the paper's gate):
 ``gate_temperature`` T divides the gate's logits before the activation (T < 1 sharpens);
-``gate_top_k`` keeps only the k largest weights of each row (softmax: renormalised over them);
+``gate_top_k`` keeps only the k largest weights of each row, unscaled (as the Switch
+Transformer's top-1: rescaling a single kept weight to 1 would leave the gate no gradient);
 ``gate_loss="mutual_information"`` records, in training, the auxiliary term
 mean_rows H(p_row) - H(mean_rows p) on the normalised weights p = alpha / sum_e alpha, i.e.
 minus the mutual information between rows and experts: minimising it makes each row's choice
@@ -166,8 +167,6 @@ class KAMoE(nn.Module):
         if 0 < self.gate_top_k < self.n_experts:
             kept = torch.zeros_like(alpha).scatter(-1, alpha.topk(self.gate_top_k, -1)[1], 1.0)
             alpha = alpha * kept
-            if self.gate_activation == "softmax":
-                alpha = alpha / alpha.sum(-1, keepdim=True)
         return alpha
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
