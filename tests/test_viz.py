@@ -296,7 +296,8 @@ def test_network_draws_snapped_edges_with_their_function_and_hides_cut_edges():
 
     graph = _graph()
     fig = viz.network_figure(graph, edge_functions={(0, 0, 1): "x^2"})
-    assert [a.text for a in fig.layout.annotations] == ["x^2"]
+    assert [(a.text, a.font.color) for a in fig.layout.annotations] == [
+        ("x^2", palette("light").fitted)]
     assert fig.data[3].line.color == palette("light").fitted  # edge (layer 0, in 1 -> out 0)
     assert "snapped to x^2" in fig.data[3].text and "numeric" in fig.data[1].text
     cut = _graph()

@@ -146,7 +146,11 @@ def apply_theme(fig: go.Figure, theme: str = "light") -> go.Figure:
             "tickfont": {"color": p.text}, "title_font": {"color": p.text, "size": LABEL_SIZE}}
     fig.update_xaxes(**axis)
     fig.update_yaxes(**axis)
-    fig.update_annotations(font={"color": p.text, "size": LABEL_SIZE})
+    for a in fig.layout.annotations:  # subplot titles; a builder's own colours are kept
+        if a.font.color is None:
+            a.font.color = p.text
+        if a.font.size is None:
+            a.font.size = LABEL_SIZE
     fig.update_coloraxes(colorbar={"tickfont": {"color": p.text},
                                    "title": {"font": {"color": p.text}}})
     for trace in fig.data:
