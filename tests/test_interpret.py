@@ -420,6 +420,9 @@ def test_specialisation_scores_a_split_high_and_uniform_routing_low():
     assert specialisation_verdict(0.02, 0.1, np.log(2), "class").startswith(
         "The gate makes choices, but not along the classes")
     assert specialisation_verdict(0.3, 0.1, np.log(2)).startswith("The experts partly")
+    # The paper's gate on regimes: entropy 0.988 of log 3 = 1.099 is close to uniform.
+    assert specialisation_verdict(0.41, 0.988, np.log(3), "regime").startswith(
+        "Routing is close to uniform")
     # The same NMI as scikit-learn's (arithmetic normalisation) on noisy labelings.
     rng = np.random.default_rng(1)
     a = rng.integers(0, 3, 300)
