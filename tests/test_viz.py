@@ -330,7 +330,7 @@ def test_routing_figures_label_units_and_switch_to_a_heat_map_for_many_experts()
     few = viz.gate_histograms(rng.dirichlet([1] * 3, size=100).reshape(10, 10, 3),
                               unit="time steps")
     assert [t.type for t in few.data] == ["bar"] * 3  # one panel per expert
-    assert "100 time steps" in few.layout.title.text
+    assert few.layout.title.subtitle.text == "100 time steps"
     assert few.layout.yaxis.title.text == "time steps"
     assert sum(sum(t.y) for t in few.data) == 3 * 100  # every row counted once per expert
     many = viz.gate_histograms(rng.dirichlet([1] * 8, size=50))

@@ -50,7 +50,7 @@ def gate_histograms(weights: np.ndarray, expert_names: Sequence[str] | None = No
     edges = np.linspace(0.0, 1.0, bins + 1)
     counts = np.stack([np.histogram(w[:, e], bins=edges)[0] for e in range(E)])
     centres = (edges[:-1] + edges[1:]) / 2
-    full = f"{title} ({n:,} {unit})"
+    full = {"text": title, "subtitle": {"text": f"{n:,} {unit}"}}
     if _many(E, layout):
         share = counts / max(n, 1)
         fig = go.Figure(go.Heatmap(
@@ -165,9 +165,7 @@ def specialisation_figure(spec: Any, expert_names: Sequence[str] | None = None,
         xaxis_title="strongest expert", yaxis={"autorange": "reversed",
                                                "title": spec.group_name},
         height=max(300, 48 * len(groups) + 170), margin=dict(l=140, r=10, t=90, b=50))
-    fig = apply_theme(fig, theme)
-    fig.update_layout(title_subtitle_font={"color": p.muted, "size": 13})
-    return fig
+    return apply_theme(fig, theme)
 
 
 def usage_over_epochs(record: pd.DataFrame, group_name: str = "group",

@@ -138,6 +138,7 @@ def apply_theme(fig: go.Figure, theme: str = "light") -> go.Figure:
         paper_bgcolor=p.background, plot_bgcolor=p.background,
         font={"color": p.text, "size": 12},
         title_font={"color": p.text, "size": TITLE_SIZE},
+        title_subtitle_font={"color": p.muted, "size": LABEL_SIZE},
         legend={"font": {"color": p.text}, "bgcolor": "rgba(0,0,0,0)"},
         hoverlabel={"bgcolor": p.background, "font": {"color": p.text},
                     "bordercolor": p.muted},
