@@ -63,7 +63,7 @@ def gate_histograms(weights: np.ndarray, expert_names: Sequence[str] | None = No
                           yaxis={"autorange": "reversed"}, height=max(300, 34 * E + 140),
                           margin=dict(l=80, r=10, t=50, b=50))
         return apply_theme(fig, theme)
-    fig = make_subplots(rows=E, cols=1, shared_xaxes=True, vertical_spacing=0.08 / max(1, E),
+    fig = make_subplots(rows=E, cols=1, shared_xaxes=True, vertical_spacing=0.2 / max(1, E),
                         subplot_titles=names)
     for e in range(E):
         fig.add_trace(go.Bar(x=centres, y=counts[e], width=1.0 / bins, name=names[e],
