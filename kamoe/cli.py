@@ -124,6 +124,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         "config": model.config,
         "saved": str(args.save) if args.save else None,
     }
+    from kamoe.interpret import routing_report  # mixtures: how far the experts split the groups
+
+    routing = routing_report(model, dataset, "test")
+    if routing is not None:
+        result["routing"] = routing
     if args.json:
         print(json.dumps(result))
     else:

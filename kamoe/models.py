@@ -20,7 +20,9 @@ from kamoe.nn.transformer import MLPKANTransformer
 
 _KAN_LAYER = {"grid_size": 5, "spline_order": 3, "grid_range": [-1.0, 1.0],
               "base_activation": "silu", "spline_scaler": True}
-_MOE = {"n_experts": 3, "gate_activation": "sigmoid", "dropout": 0.0}
+# The gate options after "dropout" go beyond the paper; their defaults keep its gate.
+_MOE = {"n_experts": 3, "gate_activation": "sigmoid", "dropout": 0.0, "gate_input": "auto",
+        "gate_temperature": 1.0, "gate_top_k": 0, "gate_loss": "none"}
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "mlp": {"hidden": [32, 32], "activation": "relu"},
@@ -100,10 +102,12 @@ class Model(nn.Module):
         return find_gates(self)
 
     def auxiliary_loss(self) -> torch.Tensor:
-        """Sum of load-balancing losses recorded by the last forward (0 when none)."""
+        """Sum of load-balancing / gate losses recorded by the last forward (0 when none)."""
         total = torch.zeros(())
         for m in self.modules():
             if isinstance(m, MLPKANMoE) and m.load_balance:
+                total = total + m.aux_loss
+            elif isinstance(m, KAMoE) and m.gate_loss != "none":
                 total = total + m.aux_loss
         return total
 
@@ -191,7 +195,10 @@ def _flat_dim(input_shape: tuple[int, ...]) -> int:
 
 def _moe_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
     kw = {"n_experts": _positive_int("n_experts", cfg["n_experts"]), "gate": cfg["gate"],
-          "gate_activation": cfg["gate_activation"], "dropout": float(cfg["dropout"])}
+          "gate_activation": cfg["gate_activation"], "dropout": float(cfg["dropout"]),
+          "gate_input": cfg.get("gate_input", "auto"),
+          "gate_temperature": cfg.get("gate_temperature", 1.0),
+          "gate_top_k": cfg.get("gate_top_k", 0), "gate_loss": cfg.get("gate_loss", "none")}
     if cfg["gate"] == "grkan":
         kw["grid_size"] = _positive_int("gate_grid_size", cfg.get("gate_grid_size", 3))
         kw["second_activation"] = cfg.get("gate_second_activation", "relu")

@@ -67,3 +67,15 @@ def test_same_seed_gives_identical_results(capsys):
                      "--seed", "7", "--json"]) == 0
         results.append(json.loads(capsys.readouterr().out)["metrics"])
     assert results[0] == results[1]
+
+
+def test_train_json_reports_routing_specialisation_for_mixtures(capsys):
+    code = main(["train", "--dataset", "regimes", "--model", "kamoe-gru", "--epochs", "1",
+                 "--json", "--data-option", "n=300", "--data-option", "window=8"])
+    assert code == 0
+    routing = json.loads(capsys.readouterr().out)["routing"]
+    assert routing["group_by"] == "regime" and routing["split"] == "test"
+    assert 0 <= routing["nmi"] <= 1 and routing["verdict"]
+    assert routing["gates"]["net.0"]["nmi"] == routing["nmi"]
+    assert main(["train", "--dataset", "moons", "--model", "mlp", "--epochs", "1", "--json"]) == 0
+    assert "routing" not in json.loads(capsys.readouterr().out)  # no gate, no routing block

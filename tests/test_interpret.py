@@ -6,6 +6,7 @@ import math
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -80,7 +81,7 @@ def test_layer_curves_reproduce_layer_edges_and_outputs():
         assert len(frame) == layer.in_features * layer.out_features
         assert frame["importance"].max() == pytest.approx(1.0)
     edge = curves["net.layers.0"].edge(1, 2)
-    assert edge.label == "x0.2 \u2192 x1.1" and edge.y.shape == (400,)
+    assert edge.label == "x2 \u2192 h1.1" and edge.y.shape == (400,)
 
 
 def test_curves_of_a_10x10_layer_are_fast():
@@ -327,3 +328,201 @@ def test_extend_grid_keeps_predictions_on_a_finer_grid():
     np.testing.assert_allclose(predict(finer, X), predict(model, X), atol=1e-3)
     with pytest.raises(ValueError, match="grid_size"):
         extend_grid(model, 0, X)
+
+# ---------------------------------------------------------------------------- issue 12
+
+
+def test_one_naming_scheme_for_nodes_and_edges():
+    from kamoe.interpret import (
+        dataset_edge_curves,
+        dataset_network_graph,
+        dataset_node_names,
+        edge_name,
+        input_names,
+        kan_node_names,
+        kept_node_names,
+        output_names,
+    )
+
+    ds = _dataset()
+    torch.manual_seed(0)
+    model = build("kan", (2,), 1, hidden=[3])
+    names = dataset_node_names([2, 3, 1], ds)
+    assert names == [["x0", "x1"], ["h1.0", "h1.1", "h1.2"], ["y"]]
+    # The Splines curves, the network drawing and the Formula page's (layer, out, in) keys
+    # all give an edge the same name.
+    curves = dataset_edge_curves(model, ds)
+    graph = dataset_network_graph(model, ds)
+    for (li, path) in enumerate(["net.layers.0", "net.layers.1"]):
+        lc = curves[path]
+        for j in range(lc.out_features):
+            for i in range(lc.in_features):
+                assert lc.edge(j, i).label == edge_name(names, li, j, i)
+    assert list(graph.edges["label"]) == [edge_name(names, r.layer, r.j, r.i)
+                                          for r in graph.edges.itertuples()]
+    assert list(graph.nodes["label"]) == [n for level in names for n in level]
+    assert edge_name(names, 1, 0, 2) == "h1.2 \u2192 y"
+    assert kan_node_names(model, ds) == names  # what the Formula page calls
+    with pytest.raises(IndexError):
+        edge_name(names, 2, 0, 0)
+    # Windows of a sequence are named by lag, classes by target and class name.
+    seq = Dataset(name="s", task="regression", kind="sequence", X_train=np.zeros((4, 3, 1)),
+                  y_train=np.zeros((4, 1)), X_test=np.zeros((2, 3, 1)), y_test=np.zeros((2, 1)),
+                  feature_names=["x"], target_names=["x_next"], x_scaling=Affine.identity(1))
+    assert input_names(seq) == ["x[t-3]", "x[t-2]", "x[t-1]"]
+    cls = Dataset(name="c", task="classification", kind="tabular", X_train=np.zeros((4, 2)),
+                  y_train=np.array([0, 1, 2, 0]), X_test=np.zeros((2, 2)), y_test=np.zeros(2),
+                  feature_names=["a", "b"], target_names=["species"],
+                  x_scaling=Affine.identity(2), class_names=["setosa", "versicolor", "virginica"])
+    assert output_names(cls, 3) == ["species setosa", "species versicolor", "species virginica"]
+    assert kept_node_names(names, [(1, 1)]) == [["x0", "x1"], ["h1.0", "h1.2"], ["y"]]
+
+
+def test_first_layer_curves_carry_raw_units_and_spline_base_parts():
+    ds = _dataset(n=600)  # x_scaling: raw = 2 * x
+    torch.manual_seed(0)
+    model = build("kan", (2,), 1, hidden=[3])
+    from kamoe.interpret import dataset_edge_curves
+
+    curves = dataset_edge_curves(model, ds, max_rows=50)
+    first, second = curves["net.layers.0"], curves["net.layers.1"]
+    raw = ds.raw_X("train")
+    np.testing.assert_allclose(first.raw_x, 2 * first.x)
+    np.testing.assert_allclose(first.raw_x[:, [0, -1]], np.c_[raw.min(0), raw.max(0)],
+                               atol=1e-6)  # the whole train range, not the 50 probe rows
+    assert first.density_counts.sum(1).tolist() == [len(raw)] * 2
+    np.testing.assert_allclose(first.raw_density_edges, 2 * first.density_edges)
+    assert second.raw_x is None and second.raw_samples is None  # hidden inputs: no raw units
+    layer = model.net.layers[0]
+    with torch.no_grad():
+        silu = torch.nn.functional.silu(torch.as_tensor(first.x, dtype=torch.float32)).numpy()
+    base = layer.base_weight.detach().numpy()[:, :, None] * silu[None]
+    np.testing.assert_allclose(first.base_y, base, atol=1e-6)
+    np.testing.assert_allclose(first.spline_y + first.base_y, first.y, atol=1e-12)
+    # The spline part alone is the B-spline sum with the control points' coefficients.
+    with torch.no_grad():
+        B = layer.b_splines(torch.as_tensor(first.x.T, dtype=torch.float32)).numpy()  # (P,in,m)
+    spline = np.einsum("pim,jim->jip", B, first.control_y)
+    np.testing.assert_allclose(first.spline_y, spline, atol=1e-5)
+    edge = first.edge(2, 1)
+    assert edge.raw_range == pytest.approx((raw[:, 1].min(), raw[:, 1].max()), abs=1e-6)
+    assert edge.in_name == "x1" and edge.out_name == "h1.2"
+
+
+def _labelled_routing(weights: np.ndarray, per_step: bool = False):
+    from kamoe.interpret.routing import GateWeights, normalise_weights
+
+    return GateWeights("net.0", "softmax", weights.shape[-1], weights,
+                       normalise_weights(weights), per_step=per_step)
+
+
+def test_specialisation_scores_a_split_high_and_uniform_routing_low():
+    from sklearn.metrics import normalized_mutual_info_score
+
+    from kamoe.interpret import (
+        normalised_mutual_information,
+        specialisation,
+        specialisation_verdict,
+    )
+
+    groups = pd.Categorical(["calm", "wild", "calm", "wild"] * 25, categories=["calm", "wild"])
+    codes = np.asarray(groups.codes)
+    split = np.eye(2)[codes] * 0.9 + 0.05  # expert = group
+    s = specialisation(_labelled_routing(split), groups, "regime")["net.0"]
+    assert s.nmi == pytest.approx(1.0) and s.verdict.startswith("The experts split the regimes")
+    assert s.table.loc["calm", 0] == 50 and s.table.loc["calm", 1] == 0
+    uniform = np.full((100, 2), 0.5) + np.random.default_rng(0).normal(0, 1e-3, (100, 2))
+    u = specialisation(_labelled_routing(uniform), groups, "regime")["net.0"]
+    assert u.nmi < 0.05 and u.verdict.startswith("Routing is close to uniform")
+    assert specialisation_verdict(0.02, 0.1, np.log(2), "class").startswith(
+        "The gate makes choices, but not along the classes")
+    assert specialisation_verdict(0.3, 0.1, np.log(2)).startswith("The experts partly")
+    # The paper's gate on regimes: entropy 0.988 of log 3 = 1.099 is close to uniform.
+    assert specialisation_verdict(0.41, 0.988, np.log(3), "regime").startswith(
+        "Routing is close to uniform")
+    # The same NMI as scikit-learn's (arithmetic normalisation) on noisy labelings.
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 3, 300)
+    b = np.where(rng.random(300) < 0.6, a, rng.integers(0, 4, 300))
+    assert normalised_mutual_information(a, b) == pytest.approx(
+        normalized_mutual_info_score(a, b), abs=1e-12)
+    assert normalised_mutual_information(np.zeros(5), np.arange(5)) == 0.0
+    with pytest.raises(ValueError, match="same split"):
+        specialisation(_labelled_routing(split), groups[:10], "regime")
+
+
+def test_per_step_gates_are_compared_with_the_group_at_their_last_step():
+    from kamoe.interpret import row_unit, sample_weights, specialisation
+
+    groups = np.array([0, 1] * 20)
+    w = np.full((40, 5, 2), 0.5)
+    w[:, :4, :] = [0.9, 0.1]  # earlier steps (another regime) all favour expert 0
+    w[:, -1, :] = np.eye(2)[groups] * 0.8 + 0.1  # the newest step follows the group
+    s = _labelled_routing(w, per_step=True)
+    assert row_unit(s) == "time steps"
+    np.testing.assert_allclose(sample_weights(s), s.normalised[:, -1])
+    assert specialisation(s, groups)["net.0"].nmi == pytest.approx(1.0)
+    assert specialisation(s, groups, step="mean")["net.0"].nmi == 0.0  # the mean hides it
+    with pytest.raises(ValueError, match="step"):
+        sample_weights(s, "first")
+
+
+def test_regimes_are_named_and_gates_read_as_words():
+    from kamoe.data import load
+    from kamoe.data.sequence import REGIME_NAMES
+    from kamoe.interpret import gate_names
+
+    ds = load("regimes", n=300, window=8)
+    groups, name = dataset_groups(ds, "test")
+    assert name == "regime" and list(groups.categories) == REGIME_NAMES
+    assert list(groups.codes) == list(ds.groups_test)
+    gru = build("kamoe-gru", (8, 1), 1)
+    assert gate_names(gru) == {"net.0": "gate: GRKAN, sigmoid, 3 GRU experts"}
+    two = build("moe-mlp", (3,), 1, hidden=[4, 4], gate_activation="softmax", gate_top_k=1)
+    assert list(gate_names(two).values()) == [
+        "gate of layer 1: GRN, softmax, top-1, 3 MLP experts",
+        "gate of layer 2: GRN, softmax, top-1, 3 MLP experts"]
+    tf = build("mlp-kan-transformer", (6,), 1, depth=2, n_experts=4, k=2)
+    assert list(gate_names(tf).values()) == [
+        "router of block 1: 4 experts (2 MLP + 2 KAN), top-2",
+        "router of block 2: 4 experts (2 MLP + 2 KAN), top-2"]
+
+
+def test_routing_recorder_breaks_epochs_down_by_group_and_report_is_json_ready():
+    import json
+
+    from kamoe.interpret import routing_report
+
+    ds = _dataset(groups=True)
+    torch.manual_seed(0)
+    model = build("kamoe-mlp", (2,), 1, hidden=[4], n_experts=3)
+    rec = RoutingRecorder(ds.X_train, max_rows=64)
+    fit(model, ds, TrainConfig(epochs=2, patience=None, batch_size=64), callback=rec)
+    groups, name = dataset_groups(ds, "train")
+    by = rec.by_group(groups, name)
+    assert sorted(by.epoch.unique()) == [1, 2] and set(by.group) == {"left", "right"}
+    assert (by.groupby(["epoch", "group"])["mean_weight"].sum() - 1).abs().max() < 1e-6
+    assert by.groupby(["epoch"])["n"].sum().tolist() == [64 * 3] * 2  # 64 probe rows, 3 experts
+    nmi = rec.specialisation_frame(groups)
+    assert len(nmi) == 2 and nmi.nmi.between(0, 1).all()
+    with pytest.raises(ValueError, match="rows"):
+        rec.by_group(groups[:10])
+    report = routing_report(model, ds)
+    assert report["group_by"] == "side" and 0 <= report["nmi"] <= 1
+    assert report["gates"]["net.0"]["name"].startswith("gate: GRKAN")
+    json.dumps(report)  # plain numbers and strings only
+    assert routing_report(build("kan", (2,), 1), ds) is None
+
+
+def test_class_thumbnails_average_each_class_image():
+    from kamoe.data import load
+    from kamoe.interpret import class_thumbnails
+
+    ds = load("digits")
+    images, names = class_thumbnails(ds, "train")
+    assert images.shape == (10, 8, 8) and names == [str(d) for d in range(10)]
+    raw = ds.raw_X("train")
+    np.testing.assert_allclose(images[3], raw[ds.y_train == 3].mean(0))
+    assert 0 <= images.min() and images.max() <= 16  # raw pixel intensities of sklearn digits
+    with pytest.raises(ValueError, match="image classification"):
+        class_thumbnails(_dataset())

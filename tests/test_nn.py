@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import pytest
@@ -532,3 +533,58 @@ def test_update_grid_survives_inputs_with_few_distinct_values():
     assert torch.isfinite(layer.spline_weight).all()
     layer.update_grid(x)  # and again, from the refitted state
     assert torch.isfinite(layer(x)).all()
+
+def test_gate_temperature_and_top_k_act_on_the_gate_logits():
+    torch.manual_seed(3)
+    x = torch.randn(16, 4)
+    soft = KAMoE(lambda: make_expert("mlp", 4, 6), 4, (4,), 6, gate_activation="softmax",
+                 gate_temperature=0.5)
+    z = soft.gate(torch.relu(soft.gate_dense(x)))  # the gate network returns logits
+    assert torch.allclose(soft.gate_weights(x), torch.softmax(z / 0.5, -1), atol=1e-6)
+    top1 = KAMoE(lambda: make_expert("mlp", 4, 6), 4, (4,), 6, gate_activation="softmax",
+                 gate_top_k=1)
+    w = top1.gate_weights(x)
+    z1 = top1.gate(torch.relu(top1.gate_dense(x)))
+    assert ((w > 0).sum(-1) == 1).all()  # the winner keeps its softmax probability (Switch),
+    assert torch.allclose(w.sum(-1), torch.softmax(z1, -1).max(-1).values)  # so it has a gradient
+    sig = KAMoE(lambda: make_expert("mlp", 4, 6), 4, (4,), 6, gate_top_k=2)
+    full = torch.sigmoid(sig.gate(torch.relu(sig.gate_dense(x))))
+    kept = sig.gate_weights(x)
+    assert ((kept > 0).sum(-1) == 2).all()
+    assert torch.allclose(kept.sum(-1), full.topk(2, -1).values.sum(-1))  # raw, not rescaled
+    # The paper's gate by default: sigmoid of the GRKAN output, every expert kept.
+    ref = build("kamoe-mlp", (4,), 1, hidden=[6]).net[0]
+    assert (ref.gate_activation, ref.gate_temperature, ref.gate_top_k, ref.gate_loss) == (
+        "sigmoid", 1.0, 0, "none")
+
+
+def test_mutual_information_term_rewards_decisive_balanced_routing():
+    from kamoe.nn.moe import routing_information_loss
+
+    E = 4
+    uniform = torch.full((8, E), 0.3)  # sigmoid-like weights, normalised inside
+    assert routing_information_loss(uniform).item() == pytest.approx(0.0, abs=1e-6)
+    onehot = torch.eye(E).repeat(2, 1)  # every row decided, every expert used equally
+    assert routing_information_loss(onehot).item() == pytest.approx(-math.log(E), abs=1e-5)
+    collapsed = torch.eye(E)[[0] * 8]  # decided but one expert for all rows: no reward
+    assert routing_information_loss(collapsed).item() == pytest.approx(0.0, abs=1e-5)
+    model = build("kamoe-mlp", (4,), 1, hidden=[6], gate_loss="mutual_information")
+    model.train()
+    model(torch.randn(32, 4))
+    aux = model.auxiliary_loss()
+    assert aux.requires_grad and -math.log(3) <= aux.item() <= 0
+    aux.backward()
+    assert model.net[0].gate.skip.weight.grad.abs().sum() > 0  # it trains the gate
+    plain = build("kamoe-mlp", (4,), 1, hidden=[6])
+    plain(torch.randn(32, 4))
+    assert plain.auxiliary_loss().item() == 0
+
+
+@pytest.mark.parametrize(
+    "config, needle",
+    [({"gate_top_k": 4}, "gate_top_k"), ({"gate_loss": "entropy"}, "gate_loss"),
+     ({"gate_temperature": 0}, "gate_temperature"), ({"gate_input": "diagonal"}, "gate_input")],
+)
+def test_bad_gate_options_name_the_setting(config, needle):
+    with pytest.raises(ValueError, match=needle):
+        build("kamoe-gru", (6, 1), 1, **config)

@@ -27,17 +27,29 @@ per-layer ``edge_std`` itself, node scores being ``sum_j edge_std`` (inputs) and
 (outputs); ``LayerCurves.score_kind`` says which definition was used. The ``importance`` fields
 are the raw scores divided by their maximum within the layer (max = 1; all zero if dead), ready
 to drive pykan-style transparency ``alpha = tanh(beta * importance)``.
+
+Raw units and parts
+-------------------
+The first layer of a plain KAN stack sees the model-space inputs ``x = (raw - offset) / scale``
+(``Dataset.x_scaling``). Given that scaling, its curves also carry the same grid, samples,
+control points and density bins in the user's raw units (``raw_*`` fields); its grid spans the
+whole of X, not only the subsampled rows. A B-spline edge is
+phi(x) = w_base * act(x) + sum_m c_m B_m(x); ``base_y`` is the first term and
+``spline_y = y - base_y`` the second, on which the control points (Greville abscissae, c_m) lie.
+Nodes and edges are named by ``kamoe.interpret.names`` (one scheme for every page).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
+from kamoe.interpret.names import ARROW, input_names, node_names, output_names
 from kamoe.nn.fasterkan import FasterKAN, FasterKANLinear
 from kamoe.nn.kan import KAN, KANLinear
 
@@ -47,14 +59,35 @@ _EPS_NODE = 1e-4  # pykan's guard in edge_std / (node_std + eps)
 # ---------------------------------------------------------------------------- dataclasses
 
 
+class _PartsAndUnits:
+    """What EdgeCurve and LayerCurves share: the spline part and whether raw units exist."""
+
+    y: np.ndarray
+    base_y: np.ndarray | None
+    raw_x: np.ndarray | None
+
+    @property
+    def spline_y(self) -> np.ndarray | None:
+        """The spline part sum_m c_m B_m(x) on the grid (None for RSWAF layers: no base)."""
+        return None if self.base_y is None else self.y - self.base_y
+
+    @property
+    def has_raw(self) -> bool:
+        """Whether the abscissae are also given in the input's raw units."""
+        return self.raw_x is not None
+
+
 @dataclass
-class EdgeCurve:
+class EdgeCurve(_PartsAndUnits):
     """One edge phi_ji (input i -> output j) of one layer, ready to plot.
 
     ``x``/``y``: the curve on a dense grid over the observed input range; ``samples``: the
     observed edge coordinates u_i; ``sample_y``: phi_ji at those samples; ``density_counts`` /
     ``density_edges``: histogram of the samples; ``control_x``/``control_y``: spline control
     points (None when the layer has none); ``importance`` in [0, 1] (max of the layer = 1).
+    ``base_y`` (B-spline edges): w_base * act(x) on the grid, ``spline_y`` the spline part.
+    ``raw_x``/``raw_samples``/``raw_control_x``/``raw_density_edges``: the same abscissae in
+    the input's raw units (None unless the edge reads a dataset input and the scaling was given).
     """
 
     path: str
@@ -72,10 +105,23 @@ class EdgeCurve:
     importance: float
     score: float
     coordinate: str
+    in_name: str = ""
+    out_name: str = ""
+    base_y: np.ndarray | None = None
+    raw_x: np.ndarray | None = None
+    raw_samples: np.ndarray | None = None
+    raw_control_x: np.ndarray | None = None
+    raw_density_edges: np.ndarray | None = None
+
+    @property
+    def raw_range(self) -> tuple[float, float]:
+        """(min, max) of the grid in raw units (model coordinate when there is no raw view)."""
+        x = self.raw_x if self.raw_x is not None else self.x
+        return float(x[0]), float(x[-1])
 
 
 @dataclass
-class LayerCurves:
+class LayerCurves(_PartsAndUnits):
     """Every edge curve of one KAN layer, with the data it saw and its importances.
 
     Shapes (``in`` = in_features, ``out`` = out_features, ``P`` = n_points, ``N`` = samples):
@@ -123,6 +169,15 @@ class LayerCurves:
     score_kind: str = "std"
     in_names: list[str] = field(default_factory=list)
     out_names: list[str] = field(default_factory=list)
+    base_y: np.ndarray | None = None
+    raw_x: np.ndarray | None = None
+    raw_samples: np.ndarray | None = None
+    raw_control_x: np.ndarray | None = None
+    raw_density_edges: np.ndarray | None = None
+
+    def edge_label(self, j: int, i: int) -> str:
+        """``"<input> → <output>"`` of edge i -> j (``kamoe.interpret.names``)."""
+        return f"{self.in_names[i]} {ARROW} {self.out_names[j]}"
 
     @property
     def density(self) -> tuple[np.ndarray, np.ndarray]:
@@ -136,16 +191,23 @@ class LayerCurves:
                 f"edge (out={j}, in={i}) outside layer {self.path!r} of shape "
                 f"(out={self.out_features}, in={self.in_features})"
             )
+        def row(a: np.ndarray | None, k: int) -> np.ndarray | None:
+            return None if a is None else a[k]
+
         return EdgeCurve(
-            path=self.path, out_index=j, in_index=i,
-            label=f"{self.in_names[i]} \u2192 {self.out_names[j]}",
+            path=self.path, out_index=j, in_index=i, label=self.edge_label(j, i),
             x=self.x[i], y=self.y[j, i], samples=self.samples[:, i],
             sample_y=self.sample_y[:, j, i],
             density_counts=self.density_counts[i], density_edges=self.density_edges[i],
             control_x=None if self.control_x is None else self.control_x[i],
             control_y=None if self.control_y is None else self.control_y[j, i],
             importance=float(self.importance[j, i]), score=float(self.edge_score[j, i]),
-            coordinate=self.coordinate,
+            coordinate=self.coordinate, in_name=self.in_names[i], out_name=self.out_names[j],
+            base_y=None if self.base_y is None else self.base_y[j, i],
+            raw_x=row(self.raw_x, i),
+            raw_samples=None if self.raw_samples is None else self.raw_samples[:, i],
+            raw_control_x=row(self.raw_control_x, i),
+            raw_density_edges=row(self.raw_density_edges, i),
         )
 
     def ranked(self) -> list[tuple[int, int]]:
@@ -158,14 +220,18 @@ class LayerCurves:
         jj, ii = np.meshgrid(np.arange(self.out_features), np.arange(self.in_features),
                              indexing="ij")
         jj, ii = jj.ravel(), ii.ravel()
-        return pd.DataFrame({
+        frame = pd.DataFrame({
             "layer": self.path, "out": jj, "in": ii,
             "out_name": [self.out_names[j] for j in jj],
             "in_name": [self.in_names[i] for i in ii],
+            "label": [self.edge_label(j, i) for j, i in zip(jj, ii, strict=True)],
             "importance": self.importance.ravel(), "score": self.edge_score.ravel(),
             "std": self.edge_std.ravel(),
             "x_min": self.x[ii, 0], "x_max": self.x[ii, -1],
         })
+        if self.raw_x is not None:
+            frame["raw_min"], frame["raw_max"] = self.raw_x[ii, 0], self.raw_x[ii, -1]
+        return frame
 
 
 @dataclass
@@ -174,12 +240,14 @@ class NetworkGraph:
 
     ``widths``: nodes per level ([in, hidden..., out]). ``nodes`` frame: level, index, x, y
     (both in [0, 1]), importance, label. ``edges`` frame (row r): layer (0-based), i (input
-    node at level ``layer``), j (output node at level ``layer + 1``), importance, alpha
-    (= tanh(beta * importance)), x0, y0, x1, y1 (end positions). ``curve_x`` / ``curve_y``
-    (n_edges, n_curve_points): each edge's curve on its observed input range, rescaled to
-    [0, 1] in both axes for an inset (row r belongs to edges row r); ``curve_range`` (n_edges, 4):
-    the unscaled (x_min, x_max, y_min, y_max) of that curve. ``layer_paths``: module path of each
-    layer.
+    node at level ``layer``), j (output node at level ``layer + 1``), label (the edge's name),
+    importance, alpha (= tanh(beta * importance)), cut (True when its weights are all zero,
+    as ``prune`` leaves a cut edge), x0, y0, x1, y1 (end positions), raw_min / raw_max (the
+    input's raw range for first-layer edges when a scaling was given, else NaN).
+    ``curve_x`` / ``curve_y`` (n_edges, n_curve_points): each edge's curve on its observed input
+    range, rescaled to [0, 1] in both axes for an inset (row r belongs to edges row r);
+    ``curve_range`` (n_edges, 4): the unscaled (x_min, x_max, y_min, y_max) of that curve.
+    ``layer_paths``: module path of each layer.
     """
 
     widths: list[int]
@@ -329,9 +397,13 @@ def _normalise(a: np.ndarray) -> np.ndarray:
     return a / m if m > 0 else np.zeros_like(a)
 
 
-def _grid(u: np.ndarray, fallback: tuple[np.ndarray, np.ndarray], n_points: int) -> np.ndarray:
-    """(in, n_points) grid over each column's observed range (fallback range if no samples)."""
-    if len(u):
+def _grid(u: np.ndarray, fallback: tuple[np.ndarray, np.ndarray], n_points: int,
+          span: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """(in, n_points) grid over each column's observed range (``span`` if given, else the
+    samples' range, else the fallback range)."""
+    if span is not None:
+        lo, hi = (np.asarray(v, dtype=float) for v in span)
+    elif len(u):
         lo, hi = u.min(0).astype(float), u.max(0).astype(float)
     else:
         lo, hi = fallback
@@ -349,26 +421,70 @@ def _layer_kind(layer: nn.Module) -> tuple[str, str, bool]:
     return "rswaf", ("raw" if norm == "none" else "normalised"), norm != "layernorm"
 
 
+@dataclass
+class _InputView:
+    """What the first layer of a stack knows about the dataset inputs it reads."""
+
+    data: np.ndarray  # (N_all, in): every row of X, flattened (model space)
+    offset: np.ndarray | None  # (in,) raw = x * scale + offset; None without a scaling
+    scale: np.ndarray | None
+
+
+def _input_view(X: np.ndarray | torch.Tensor, in_features: int,
+                x_scaling: Any | None) -> _InputView | None:
+    """The flattened model inputs and their per-column scaling (None if widths differ)."""
+    data = np.asarray(X, dtype=float)
+    data = data.reshape(len(data), -1)
+    if data.shape[1] != in_features:
+        return None
+    if x_scaling is None:
+        return _InputView(data, None, None)
+    offset = np.asarray(x_scaling.offset, dtype=float).reshape(-1)
+    scale = np.asarray(x_scaling.scale, dtype=float).reshape(-1)
+    if in_features % len(offset):  # the scaling acts on the last axis of X, tiled when flat
+        return _InputView(data, None, None)
+    reps = in_features // len(offset)
+    return _InputView(data, np.tile(offset, reps), np.tile(scale, reps))
+
+
 @torch.no_grad()
 def _curves_for(path: str, layer: nn.Module, st: _Stats, n_points: int, bins: int,
                 edge_score: np.ndarray, in_score: np.ndarray, out_score: np.ndarray,
-                score_kind: str, in_names: list[str], out_names: list[str]) -> LayerCurves:
+                score_kind: str, in_names: list[str], out_names: list[str],
+                view: _InputView | None = None) -> LayerCurves:
     kind, coordinate, univariate = _layer_kind(layer)
     cx, cy = layer.control_points()
     cx = cx.detach().double().numpy()
     cy = cy.detach().double().numpy()
-    x = _grid(st.u, (cx.min(1), cx.max(1)), n_points)  # (in, P)
+    reads_inputs = view is not None and coordinate == "raw" and len(view.data) > 0
+    span = (view.data.min(0), view.data.max(0)) if reads_inputs else None
+    x = _grid(st.u, (cx.min(1), cx.max(1)), n_points, span)  # (in, P)
     was = layer.training
     layer.eval()
     try:  # one vectorised evaluation of every edge on the whole grid
-        y = layer.edge_function(torch.as_tensor(x.T, dtype=torch.float32)).numpy()
+        xt = torch.as_tensor(x.T, dtype=torch.float32)
+        y = layer.edge_function(xt).numpy()
+        base_y = None
+        if isinstance(layer, KANLinear):
+            act = (layer.base_activation(xt) if layer.base_activation is not None
+                   else torch.zeros_like(xt))  # (P, in)
+            base_y = (layer.base_weight[:, :, None] * act.T[None]).double().numpy()
     finally:
         layer.train(was)
     y = np.ascontiguousarray(y.transpose(1, 2, 0))  # (out, in, P)
+    density_u = view.data if reads_inputs else st.u
     counts = np.zeros((layer.in_features, bins))
     edges = np.zeros((layer.in_features, bins + 1))
     for i in range(layer.in_features):  # per input, not per edge
-        counts[i], edges[i] = np.histogram(st.u[:, i], bins=bins, range=(x[i, 0], x[i, -1]))
+        counts[i], edges[i] = np.histogram(density_u[:, i], bins=bins,
+                                           range=(x[i, 0], x[i, -1]))
+    raw: dict[str, np.ndarray | None] = {"raw_x": None, "raw_samples": None,
+                                         "raw_control_x": None, "raw_density_edges": None}
+    if reads_inputs and view.scale is not None:
+        sc, off = view.scale, view.offset
+        raw = {"raw_x": x * sc[:, None] + off[:, None], "raw_samples": st.u * sc + off,
+               "raw_control_x": cx * sc[:, None] + off[:, None],
+               "raw_density_edges": edges * sc[:, None] + off[:, None]}
     return LayerCurves(
         path=path, kind=kind, coordinate=coordinate, univariate=univariate,
         in_features=layer.in_features, out_features=layer.out_features,
@@ -377,7 +493,7 @@ def _curves_for(path: str, layer: nn.Module, st: _Stats, n_points: int, bins: in
         edge_score=edge_score, in_node_score=in_score, out_node_score=out_score,
         importance=_normalise(edge_score), in_node_importance=_normalise(in_score),
         out_node_importance=_normalise(out_score), score_kind=score_kind,
-        in_names=in_names, out_names=out_names,
+        in_names=in_names, out_names=out_names, base_y=base_y, **raw,
     )
 
 
@@ -385,11 +501,14 @@ def edge_curves(model: nn.Module, X: np.ndarray | torch.Tensor,
                 paths: list[str] | str | None = None, n_points: int = 200,
                 max_rows: int | None = 2000, bins: int = 30,
                 feature_names: list[str] | None = None,
-                target_names: list[str] | None = None) -> dict[str, LayerCurves]:
+                target_names: list[str] | None = None,
+                x_scaling: Any | None = None) -> dict[str, LayerCurves]:
     """Curves, samples, densities and importances of every (selected) KAN layer over X.
 
     X is in model space (``dataset.X_train``). ``feature_names``/``target_names`` label the
-    first/last level of a plain KAN stack; other nodes are named ``x{level}.{index}``.
+    first/last level of a plain KAN stack, hidden nodes are ``h{level}.{index}``
+    (``kamoe.interpret.names``). With ``x_scaling`` (``dataset.x_scaling``) the stack's first
+    layer also gets its abscissae in raw units. ``dataset_edge_curves`` fills all three.
     """
     chain = kan_chain(model)
     chain_paths = [p for p, _ in chain] if chain else []
@@ -405,17 +524,12 @@ def edge_curves(model: nn.Module, X: np.ndarray | torch.Tensor,
     if chain and any(p in chain_paths for p in wanted):
         e_sc, n_sc = attribution([stats[p].edge_std for p in chain_paths],
                                  [stats[p].node_std for p in chain_paths])
-        L = len(chain_paths)
+        widths = [need[chain_paths[0]].in_features] + [need[p].out_features
+                                                       for p in chain_paths]
+        levels = node_names(widths, feature_names, target_names)
         for li, p in enumerate(chain_paths):
             scores[p] = (e_sc[li], n_sc[li], n_sc[li + 1], "attribution")
-            layer = need[p]
-            ins = [f"x{li}.{i}" for i in range(layer.in_features)]
-            outs = [f"x{li + 1}.{j}" for j in range(layer.out_features)]
-            if li == 0 and feature_names is not None and len(feature_names) == len(ins):
-                ins = list(feature_names)
-            if li == L - 1 and target_names is not None and len(target_names) == len(outs):
-                outs = list(target_names)
-            names[p] = (ins, outs)
+            names[p] = (levels[li], levels[li + 1])
     result = {}
     for p, layer in wanted.items():
         st = stats[p]
@@ -424,8 +538,23 @@ def edge_curves(model: nn.Module, X: np.ndarray | torch.Tensor,
             names[p] = ([f"in{i}" for i in range(layer.in_features)],
                         [f"out{j}" for j in range(layer.out_features)])
         e, ni, no, kind = scores[p]
-        result[p] = _curves_for(p, layer, st, n_points, bins, e, ni, no, kind, *names[p])
+        view = (_input_view(X, layer.in_features, x_scaling)
+                if chain_paths and p == chain_paths[0] else None)
+        result[p] = _curves_for(p, layer, st, n_points, bins, e, ni, no, kind, *names[p],
+                                view=view)
     return result
+
+
+def dataset_edge_curves(model: nn.Module, dataset: Any, paths: list[str] | str | None = None,
+                        split: str = "train", **kwargs: Any) -> dict[str, LayerCurves]:
+    """``edge_curves`` over a dataset split, with its names and raw units filled in."""
+    X = dataset.X_train if split == "train" else dataset.X_test
+    chain = kan_chain(model)
+    n_in = chain[0][1].in_features if chain else None
+    n_out = chain[-1][1].out_features if chain else 1
+    return edge_curves(model, X, paths, feature_names=input_names(dataset, n_in),
+                       target_names=output_names(dataset, n_out),
+                       x_scaling=dataset.x_scaling, **kwargs)
 
 
 def importance_frame(curves: dict[str, LayerCurves]) -> pd.DataFrame:
@@ -437,11 +566,25 @@ def importance_frame(curves: dict[str, LayerCurves]) -> pd.DataFrame:
 # ---------------------------------------------------------------------------- graph
 
 
+def _cut_edges(layer: nn.Module) -> np.ndarray:
+    """(out, in) True where a B-spline edge's base and spline weights are all zero."""
+    if not isinstance(layer, KANLinear):
+        return np.zeros((layer.out_features, layer.in_features), dtype=bool)
+    with torch.no_grad():
+        dead = (layer.base_weight == 0) & (layer.spline_weight == 0).all(-1)
+    return dead.numpy()
+
+
 def network_graph(model: nn.Module, X: np.ndarray | torch.Tensor, n_curve_points: int = 30,
                   beta: float = 3.0, max_rows: int | None = 2000,
                   feature_names: list[str] | None = None,
-                  target_names: list[str] | None = None) -> NetworkGraph:
-    """Node positions, edge list with importances and small curves of a plain KAN stack."""
+                  target_names: list[str] | None = None, x_scaling: Any | None = None,
+                  node_labels: list[list[str]] | None = None) -> NetworkGraph:
+    """Node positions, edge list with importances and small curves of a plain KAN stack.
+
+    ``node_labels`` (one list per level) overrides the names, e.g. to keep a pruned network's
+    hidden nodes named as before pruning (``kamoe.interpret.names.kept_node_names``).
+    """
     chain = kan_chain(model)
     if not chain:
         raise ValueError(
@@ -450,9 +593,15 @@ def network_graph(model: nn.Module, X: np.ndarray | torch.Tensor, n_curve_points
         )
     curves = edge_curves(model, X, [p for p, _ in chain], n_points=n_curve_points,
                          max_rows=max_rows, feature_names=feature_names,
-                         target_names=target_names)
+                         target_names=target_names, x_scaling=x_scaling)
     layers = [curves[p] for p, _ in chain]
     widths = [layers[0].in_features] + [c.out_features for c in layers]
+    if node_labels is not None:
+        if [len(v) for v in node_labels] != widths:
+            raise ValueError(f"node_labels has level sizes {[len(v) for v in node_labels]}, "
+                             f"the network {widths}")
+        for li, c in enumerate(layers):
+            c.in_names, c.out_names = list(node_labels[li]), list(node_labels[li + 1])
     node_rows = []
     pos: list[np.ndarray] = []
     for level, w in enumerate(widths):
@@ -469,13 +618,18 @@ def network_graph(model: nn.Module, X: np.ndarray | torch.Tensor, n_curve_points
     edge_rows, cxs, cys, rng = [], [], [], []
     for li, c in enumerate(layers):
         y0, y1 = li / (len(widths) - 1), (li + 1) / (len(widths) - 1)
+        cut = _cut_edges(chain[li][1])
         for j in range(c.out_features):
             for i in range(c.in_features):
                 imp = float(c.importance[j, i])
-                edge_rows.append({"layer": li, "i": i, "j": j, "importance": imp,
-                                  "alpha": float(np.tanh(beta * imp)),
+                raw = (float(c.raw_x[i, 0]), float(c.raw_x[i, -1])) if c.raw_x is not None \
+                    else (np.nan, np.nan)
+                edge_rows.append({"layer": li, "i": i, "j": j, "label": c.edge_label(j, i),
+                                  "importance": imp, "alpha": float(np.tanh(beta * imp)),
+                                  "cut": bool(cut[j, i]),
                                   "x0": float(pos[li][i]), "y0": y0,
-                                  "x1": float(pos[li + 1][j]), "y1": y1})
+                                  "x1": float(pos[li + 1][j]), "y1": y1,
+                                  "raw_min": raw[0], "raw_max": raw[1]})
         # Rescale every curve of the layer to [0, 1] x [0, 1] at once.
         x, y = c.x, c.y  # (in, P), (out, in, P)
         xlo, xhi = x[:, :1], x[:, -1:]
@@ -492,3 +646,30 @@ def network_graph(model: nn.Module, X: np.ndarray | torch.Tensor, n_curve_points
         curve_x=np.concatenate(cxs), curve_y=np.concatenate(cys),
         curve_range=np.concatenate(rng), layer_paths=[p for p, _ in chain], beta=beta,
     )
+
+
+def kan_node_names(model: nn.Module, dataset: Any) -> list[list[str]]:
+    """Every node's label of a plain KAN stack on ``dataset``, level by level.
+
+    The Formula page names an edge key (layer, out, in) with
+    ``names.edge_name(kan_node_names(model, ds), *key)``: the same label the Splines page shows.
+    """
+    chain = kan_chain(model)
+    if not chain:
+        raise ValueError("node names need a plain KAN stack (registry model 'kan' or "
+                         "'fasterkan')")
+    widths = [chain[0][1].in_features] + [layer.out_features for _, layer in chain]
+    return node_names(widths, input_names(dataset, widths[0]),
+                      output_names(dataset, widths[-1]))
+
+
+def dataset_network_graph(model: nn.Module, dataset: Any, split: str = "train",
+                          **kwargs: Any) -> NetworkGraph:
+    """``network_graph`` over a dataset split, with its names and raw units filled in."""
+    chain = kan_chain(model)
+    if not chain:
+        return network_graph(model, dataset.X_train, **kwargs)  # raises the explanation
+    X = dataset.X_train if split == "train" else dataset.X_test
+    return network_graph(model, X, feature_names=input_names(dataset, chain[0][1].in_features),
+                         target_names=output_names(dataset, chain[-1][1].out_features),
+                         x_scaling=dataset.x_scaling, **kwargs)

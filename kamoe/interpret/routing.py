@@ -12,6 +12,10 @@ Two kinds of mixture are read (both found by ``kamoe.models.find_gates``):
 
 "Winner" = argmax of the (normalised) weights of one row (a sample, a step or a token).
 Entropy is the natural-log Shannon entropy of the normalised weights (max ``log E``).
+Specialisation = normalised mutual information between each sample's winner (argmax of its
+weights averaged over steps/tokens) and a known group (regime, class, target range):
+NMI = I(winner; group) / mean(H(winner), H(group)) (the arithmetic normalisation, as
+scikit-learn's default), 0 when either side takes a single value.
 Everything returns numpy arrays, pandas frames or the dataclasses below.
 """
 
@@ -158,6 +162,74 @@ class RouterStats:
 
 
 Routing = GateWeights | RouterStats
+
+# Which rows of a per-step gate stand for the sample when it is compared with the sample's
+# group: "last" = the gate at the newest step. A window's group (e.g. the regime of the value
+# to predict) belongs to the time right after its last step; the steps before may lie in
+# another regime (on ``regimes``, 1 - 0.97**23, about half of the 24-step windows, cross a
+# switch), so their mean mixes decisions made for other groups. "mean" averages every step.
+GROUP_STEP = "last"
+STEPS = ("last", "mean")
+
+
+def sample_weights(s: Routing, step: str = GROUP_STEP) -> np.ndarray:
+    """One row of normalised weights per sample, (N, E): the last step or the mean of steps.
+
+    Dense per-sample gates and token routers (mean over tokens) ignore ``step``.
+    """
+    if step not in STEPS:
+        raise ValueError(f"step must be one of {', '.join(STEPS)}, got {step!r}")
+    if isinstance(s, GateWeights) and s.per_step and step == "last":
+        return s.normalised[:, -1, :]
+    return s.per_sample
+
+
+def row_unit(s: Routing) -> str:
+    """What one row of ``flat_normalised`` is: "samples", "time steps" or "tokens"."""
+    if isinstance(s, GateWeights):
+        return "time steps" if s.per_step else "samples"
+    return "tokens" if s.probs.ndim == 3 and s.probs.shape[1] > 1 else "samples"
+
+
+def _expert_kind(m: KAMoE) -> str:
+    e = m.experts[0]
+    cell = getattr(e, "cell", None)
+    if cell:
+        return cell.upper()
+    return "KAN" if type(e).__name__ == "KANLinear" else "MLP"
+
+
+def gate_names(model: nn.Module) -> dict[str, str]:
+    """A label a person reads for every mixture, by module path (the keys of routing_stats).
+
+    E.g. "gate of layer 1: GRKAN, sigmoid, 3 GRU experts" or "router of block 2: 8 experts
+    (4 MLP + 4 KAN), top-2".
+    """
+    mixtures = [(n, m) for n, m in model.named_modules() if isinstance(m, (KAMoE, MLPKANMoE))]
+    names: dict[str, str] = {}
+    layer = 0
+    for path, m in mixtures:
+        if isinstance(m, KAMoE):
+            layer += 1
+            where = f"gate of layer {layer}" if len(mixtures) > 1 else "gate"
+            kind = {"grkan": "GRKAN", "grn": "GRN", "linear": "linear"}.get(m.gate_kind,
+                                                                           m.gate_kind)
+            extras = [f"top-{m.gate_top_k}"] if m.gate_top_k else []
+            if m.gate_temperature != 1.0:
+                extras.append(f"T={m.gate_temperature:g}")
+            names[path] = (f"{where}: {kind}, {m.gate_activation}"
+                           + "".join(f", {x}" for x in extras)
+                           + f", {m.n_experts} {_expert_kind(m)} experts")
+        else:
+            parts = path.split(".")
+            block = next((int(parts[i + 1]) for i, v in enumerate(parts[:-1])
+                          if v == "blocks" and parts[i + 1].isdigit()), None)
+            where = f"router of block {block + 1}" if block is not None else "router"
+            kinds = list(m.expert_kinds)
+            mix = f"{kinds.count('mlp')} MLP + {kinds.count('kan')} KAN"
+            route = f"top-{m.router.k}" if m.routing == "topk" else "soft slots"
+            names[path] = f"{where}: {m.n_experts} experts ({mix}), {route}"
+    return names
 
 
 # ---------------------------------------------------------------------------- collection
@@ -339,17 +411,36 @@ def class_groups(y: np.ndarray, class_names: list[str] | None = None) -> pd.Cate
 def dataset_groups(dataset: Any, split: str = "test", q: int = 4) -> tuple[pd.Categorical, str]:
     """Groups for a routing breakdown: the known regime if any, else classes, else target quartiles.
 
-    Returns (groups aligned with ``dataset.X_<split>``, the groups' name).
+    Returns (groups aligned with ``dataset.X_<split>``, the groups' name). Known integer groups
+    are named by ``dataset.meta["<group_name>_names"]`` when it lists them (the regimes).
     """
     known = dataset.groups_test if split == "test" else dataset.groups_train
     if known is not None:
         values = np.asarray(known)
+        name = dataset.group_name or "group"
+        labels = (dataset.meta or {}).get(f"{name}_names")  # e.g. meta["regime_names"]
+        if labels is not None and np.issubdtype(values.dtype, np.integer) and len(values) \
+                and 0 <= values.min() and values.max() < len(labels):
+            return pd.Categorical.from_codes(values, categories=list(labels), ordered=True), name
         cats = sorted(pd.unique(values).tolist(), key=str)
-        return pd.Categorical(values, categories=cats, ordered=True), dataset.group_name or "group"
+        return pd.Categorical(values, categories=cats, ordered=True), name
     y = dataset.raw_y(split)
     if dataset.task == "classification":
         return class_groups(y, dataset.class_names), dataset.target_names[0]
     return quantile_groups(y, q), f"{dataset.target_names[0]} quantile"
+
+
+def class_thumbnails(dataset: Any, split: str = "test") -> tuple[np.ndarray, list[str]]:
+    """Mean raw image of each class of an image dataset, (C, H, W), and the class names."""
+    if dataset.kind != "image" or dataset.task != "classification":
+        raise ValueError(f"class thumbnails need an image classification dataset; "
+                         f"{dataset.name!r} is {dataset.kind} {dataset.task}")
+    X = dataset.raw_X(split)
+    y = np.asarray(dataset.y_test if split == "test" else dataset.y_train).astype(int)
+    names = list(dataset.class_names or [str(c) for c in range(dataset.output_dim)])
+    images = np.stack([X[y == c].mean(0) if (y == c).any() else np.zeros(X.shape[1:])
+                       for c in range(len(names))])
+    return images, names
 
 
 def _group_order(groups: Any) -> tuple[np.ndarray, list[Any]]:
@@ -367,12 +458,14 @@ def _group_order(groups: Any) -> tuple[np.ndarray, list[Any]]:
 
 def routing_by_group(model: nn.Module | Mapping[str, Routing], X: np.ndarray | None,
                      groups: Any, group_name: str = "group",
-                     paths: list[str] | str | None = None) -> pd.DataFrame:
+                     paths: list[str] | str | None = None,
+                     step: str = GROUP_STEP) -> pd.DataFrame:
     """Per gate x group x expert: how the routing differs between groups of samples.
 
     ``groups`` has one value per row of X (see quantile_groups, class_groups, dataset_groups).
-    Per sample the weights are aggregated over its steps/tokens (mean normalised weight or
-    router probability) and the sample's winner is the argmax of that mean. Columns: gate,
+    Per sample the weights are those of ``sample_weights(s, step)`` (a per-step gate at its
+    last step by default, see ``GROUP_STEP``; token routers: mean over tokens) and the sample's
+    winner is their argmax. Columns: gate,
     group_by (= group_name), group, expert, kind, n (samples in the group), mean_weight,
     win_share, selected_share (MLP-KAN: share of the group's token slots routed to the expert;
     NaN for dense gates). ``model`` may also be precomputed ``routing_stats`` (X then unused).
@@ -382,7 +475,7 @@ def routing_by_group(model: nn.Module | Mapping[str, Routing], X: np.ndarray | N
     values, order = _group_order(groups)
     rows = []
     for path, s in stats.items():
-        per = s.per_sample
+        per = sample_weights(s, step)
         if len(values) != len(per):
             raise ValueError(f"groups has {len(values)} values but X has {len(per)} rows")
         kinds = _kinds(s)
@@ -415,15 +508,21 @@ class RoutingRecorder:
     ``fit(model, ds, cfg, callback=RoutingRecorder(ds.X_train))``; chain another callback with
     ``then=``. Per epoch, gate and expert it stores the mean normalised weight, the win share and
     the gate's mean entropy (eval mode, no gradients, on at most ``max_rows`` probe rows; the
-    model's mode is restored). ``frame()`` returns them as a tidy DataFrame.
+    model's mode is restored), and each probe sample's weights (``sample_weights``), so that
+    ``by_group`` / ``specialisation_frame`` can break the record down by any grouping of the
+    rows given at construction (e.g. ``dataset_groups(ds, "train")``). ``frame()`` returns the
+    per-expert record as a tidy DataFrame.
     """
 
     def __init__(self, X_probe: np.ndarray, max_rows: int = 512,
                  then: Callable[[Any], None] | None = None) -> None:
         X_probe = np.asarray(X_probe)
-        self.X_probe = X_probe[_select_rows(len(X_probe), max_rows)]
+        self.n_rows = len(X_probe)
+        self.index = _select_rows(len(X_probe), max_rows)  # probe rows among those given
+        self.X_probe = X_probe[self.index]
         self.then = then
         self.rows: list[dict[str, Any]] = []
+        self.samples: dict[tuple[int, str], np.ndarray] = {}  # (epoch, gate) -> (n, E)
 
     def record(self, model: nn.Module, epoch: int) -> None:
         """Record the routing of ``model`` as epoch ``epoch``."""
@@ -436,6 +535,7 @@ class RoutingRecorder:
                 self.rows.append({"epoch": epoch, "gate": path, "expert": e,
                                   "mean_weight": float(mean[e]), "win_share": float(win[e]),
                                   "entropy": ent})
+            self.samples[(epoch, path)] = sample_weights(s).astype(np.float32)
 
     def __call__(self, progress: Any) -> None:
         self.record(progress.model, progress.epoch)
@@ -446,6 +546,44 @@ class RoutingRecorder:
         """Columns: epoch, gate, expert, mean_weight, win_share, entropy."""
         return pd.DataFrame(self.rows, columns=["epoch", "gate", "expert", "mean_weight",
                                                 "win_share", "entropy"])
+
+    def _probe_groups(self, groups: Any) -> Any:
+        if len(groups) != self.n_rows:
+            raise ValueError(f"groups has {len(groups)} values but the recorder was given "
+                             f"{self.n_rows} rows; pass the groups of those rows")
+        return groups[self.index] if isinstance(groups, pd.Categorical) \
+            else np.asarray(groups).reshape(-1)[self.index]
+
+    def by_group(self, groups: Any, group_name: str = "group") -> pd.DataFrame:
+        """Per epoch x gate x group x expert: n, mean_weight, win_share (for a slider).
+
+        ``groups`` has one value per row given at construction (all of them, not the probe).
+        """
+        values, order = _group_order(self._probe_groups(groups))
+        rows = []
+        for (epoch, path), w in self.samples.items():
+            for g in order:
+                mask = values == g
+                n = int(mask.sum())
+                if n == 0:
+                    continue
+                win = np.bincount(w[mask].argmax(-1), minlength=w.shape[1]) / n
+                mean = w[mask].mean(0)
+                for e in range(w.shape[1]):
+                    rows.append({"epoch": epoch, "gate": path, "group_by": group_name,
+                                 "group": g, "expert": e, "n": n,
+                                 "mean_weight": float(mean[e]), "win_share": float(win[e])})
+        return pd.DataFrame(rows, columns=["epoch", "gate", "group_by", "group", "expert", "n",
+                                           "mean_weight", "win_share"])
+
+    def specialisation_frame(self, groups: Any) -> pd.DataFrame:
+        """Per epoch x gate: nmi (strongest expert vs group) and mean entropy of those rows."""
+        values, _ = _group_order(self._probe_groups(groups))
+        rows = [{"epoch": epoch, "gate": path,
+                 "nmi": normalised_mutual_information(w.argmax(-1), values),
+                 "entropy": float(routing_entropy(w).mean())}
+                for (epoch, path), w in self.samples.items()]
+        return pd.DataFrame(rows, columns=["epoch", "gate", "nmi", "entropy"])
 
 
 # ---------------------------------------------------------------------------- winner map
@@ -499,3 +637,150 @@ def winner_map(model: nn.Module, dataset: Any, gate_path: str | None = None,
     path = gate_path or next(iter(stats))
     w = stats[path].per_sample.reshape(resolution, resolution, -1)
     return WinnerMap(path, list(dataset.feature_names), xs, ys, w.argmax(-1), w)
+
+
+# ---------------------------------------------------------------------------- specialisation
+
+# Verdict thresholds on the NMI between winners and groups. 0.5: half of the uncertainty about
+# a sample's group is removed by knowing its expert (the issue's bar for "the experts split the
+# groups"); below 0.15 the winners say next to nothing about the group.
+NMI_SPLIT = 0.5
+NMI_WEAK = 0.15
+# Mean routing entropy above this share of log E counts as "close to uniform" routing: with
+# 3 experts, 0.85 * log 3 = 0.93 nats, the entropy of weights like (0.55, 0.30, 0.15). The
+# paper's gate (LayerNorm over the experts, then a sigmoid) stays at 0.98-0.99 nats on regimes.
+UNIFORM_ENTROPY = 0.85
+
+
+def _entropy_of_counts(counts: np.ndarray) -> float:
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def normalised_mutual_information(a: Any, b: Any) -> float:
+    """NMI of two labelings (arithmetic normalisation), in [0, 1]; 0 if either is constant."""
+    a, b = np.asarray(a).reshape(-1), np.asarray(b).reshape(-1)
+    if len(a) != len(b):
+        raise ValueError(f"labelings differ in length: {len(a)} and {len(b)}")
+    if len(a) == 0:
+        return 0.0
+    _, ai = np.unique(a, return_inverse=True)
+    _, bi = np.unique(b, return_inverse=True)
+    joint = np.zeros((ai.max() + 1, bi.max() + 1))
+    np.add.at(joint, (ai, bi), 1.0)
+    ha, hb = _entropy_of_counts(joint.sum(1)), _entropy_of_counts(joint.sum(0))
+    if ha <= 0 or hb <= 0:
+        return 0.0
+    mi = ha + hb - _entropy_of_counts(joint.ravel())
+    return float(np.clip(mi / (0.5 * (ha + hb)), 0.0, 1.0))
+
+
+@dataclass
+class Specialisation:
+    """How far the experts of one gate split known groups of samples.
+
+    ``nmi``: normalised mutual information between each sample's winning expert and its group;
+    ``entropy`` / ``max_entropy``: mean routing entropy per row and log E; ``winner_share``
+    (E,): share of samples each expert wins; ``table``: samples per (group, winning expert),
+    a frame indexed by group with one column per expert; ``verdict``: one plain sentence.
+    """
+
+    gate: str
+    group_name: str
+    n_samples: int
+    nmi: float
+    entropy: float
+    max_entropy: float
+    winner_share: np.ndarray
+    table: pd.DataFrame
+    verdict: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready numbers (no table)."""
+        return {"gate": self.gate, "group_by": self.group_name, "n": self.n_samples,
+                "nmi": round(self.nmi, 4), "entropy": round(self.entropy, 4),
+                "max_entropy": round(self.max_entropy, 4),
+                "winner_share": [round(float(v), 4) for v in self.winner_share],
+                "verdict": self.verdict}
+
+
+def _plural(name: str) -> str:
+    if name.endswith(("ss", "sh", "ch", "x")):
+        return f"{name}es"
+    return name if name.endswith("s") else f"{name}s"
+
+
+def specialisation_verdict(nmi: float, entropy: float, max_entropy_: float,
+                           group_name: str = "group") -> str:
+    """One plain sentence saying whether the experts split the groups.
+
+    Near-uniform weights (mean entropy >= ``UNIFORM_ENTROPY`` * log E) come first: the experts
+    are then averaged whatever expert is marginally the strongest.
+    """
+    groups = _plural(group_name)
+    if max_entropy_ > 0 and entropy >= UNIFORM_ENTROPY * max_entropy_:
+        tail = (f"; the slightly favoured expert does follow the {group_name} (NMI {nmi:.2f})"
+                if nmi >= NMI_WEAK else f" (NMI {nmi:.2f})")
+        return (f"Routing is close to uniform: every expert gets about the same weight "
+                f"(entropy {entropy:.2f} of at most {max_entropy_:.2f}), so the experts barely "
+                f"specialised{tail}.")
+    if nmi >= NMI_SPLIT:
+        return (f"The experts split the {groups}: knowing a sample's strongest expert tells "
+                f"most of its {group_name} (NMI {nmi:.2f}).")
+    if nmi >= NMI_WEAK:
+        return (f"The experts partly specialise: the strongest expert says something about "
+                f"the {group_name}, but the {groups} overlap (NMI {nmi:.2f}).")
+    return (f"The gate makes choices, but not along the {groups}: its strongest expert says "
+            f"almost nothing about the {group_name} (NMI {nmi:.2f}).")
+
+
+def specialisation(stats: Routing | Mapping[str, Routing], groups: Any,
+                   group_name: str = "group", step: str = GROUP_STEP
+                   ) -> dict[str, Specialisation]:
+    """Per gate: NMI between each sample's strongest expert and its group, with a verdict.
+
+    ``stats`` comes from ``routing_stats`` on the same rows as ``groups`` (e.g. the test split
+    with ``dataset_groups(dataset, "test")``). The strongest expert is the argmax of
+    ``sample_weights(s, step)``; the entropy is that of those rows.
+    """
+    values, order = _group_order(groups)
+    out = {}
+    for path, s in _as_mapping(stats).items():
+        per = sample_weights(s, step)
+        if len(values) != len(per):
+            raise ValueError(f"groups has {len(values)} values but the routing has {len(per)} "
+                             "samples; compute both on the same split")
+        win = per.argmax(-1) if len(per) else np.zeros(0, dtype=int)
+        nmi = normalised_mutual_information(win, values)
+        ent = float(routing_entropy(per).mean()) if len(per) else 0.0
+        table = pd.crosstab(pd.Categorical(values, categories=order),
+                            pd.Categorical(win, categories=range(s.n_experts)), dropna=False)
+        table.index.name, table.columns.name = group_name, "expert"
+        share = np.bincount(win, minlength=s.n_experts) / max(len(win), 1)
+        out[path] = Specialisation(path, group_name, len(per), nmi, ent, s.max_entropy, share,
+                                   table, specialisation_verdict(nmi, ent, s.max_entropy,
+                                                                 group_name))
+    return out
+
+
+def routing_report(model: nn.Module, dataset: Any, split: str = "test",
+                   max_rows: int | None = None) -> dict[str, Any] | None:
+    """Specialisation of every gate on a dataset split as plain JSON-ready data (None: no gate).
+
+    ``nmi``, ``entropy``, ``max_entropy`` and ``verdict`` at the top are the first gate's (the
+    one nearest the input); ``gates`` has every gate's ``Specialisation.as_dict()`` plus its
+    readable name.
+    """
+    if not any(isinstance(m, (KAMoE, MLPKANMoE)) for m in model.modules()):
+        return None
+    X = dataset.X_test if split == "test" else dataset.X_train
+    groups, group_name = dataset_groups(dataset, split)
+    rows = _select_rows(len(X), max_rows)
+    stats = routing_stats(model, np.asarray(X)[rows])
+    spec = specialisation(stats, groups[rows], group_name)
+    names = gate_names(model)
+    gates = {p: {"name": names.get(p, p), **sp.as_dict()} for p, sp in spec.items()}
+    first = next(iter(gates.values()))
+    return {"split": split, "group_by": group_name, "nmi": first["nmi"],
+            "entropy": first["entropy"], "max_entropy": first["max_entropy"],
+            "verdict": first["verdict"], "gates": gates}

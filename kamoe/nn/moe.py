@@ -5,6 +5,16 @@ both the experts and the gate; the gate sees ReLU(Dense(x~)) per time step, at t
 flattened; alpha = gate(.) with a sigmoid (reference default) or softmax output; the output is
 sum_e alpha_e * f_e(x~). Plain MoE differs only in the gate (GRN instead of GRKAN).
 
+Options beyond the reference (all off by default, so the default is the paper's gate):
+``gate_temperature`` T divides the gate's logits before the activation (T < 1 sharpens);
+``gate_top_k`` keeps only the k largest weights of each row, unscaled (as the Switch
+Transformer's top-1: rescaling a single kept weight to 1 would leave the gate no gradient);
+``gate_loss="mutual_information"`` records, in training, the auxiliary term
+mean_rows H(p_row) - H(mean_rows p) on the normalised weights p = alpha / sum_e alpha, i.e.
+minus the mutual information between rows and experts: minimising it makes each row's choice
+decisive while keeping every expert in use (the training loop adds it, times
+``TrainConfig.aux_weight``, through ``Model.auxiliary_loss``).
+
 MLP-KAN: N experts, half MLPs (GELU) and half FasterKANs, routed per token either top-k
 (linear router, softmax, keep k, renormalise: the paper's code) or with Soft-MoE slots (the
 paper's text).
@@ -19,7 +29,7 @@ import torch
 from torch import nn
 
 from kamoe.nn.fasterkan import FasterKAN
-from kamoe.nn.gates import GATES, SlotRouter, TopKRouter
+from kamoe.nn.gates import GATES, SlotRouter, TopKRouter, gate_activation
 from kamoe.nn.kan import KANLinear
 
 # ---------------------------------------------------------------------------- experts
@@ -68,6 +78,8 @@ def make_expert(kind: str, d_in: int, units: int, *, return_sequences: bool = Tr
 
 # ---------------------------------------------------------------------------- KAMoE
 
+GATE_LOSSES = ("none", "mutual_information")
+
 
 class KAMoE(nn.Module):
     """Dense mixture of E copies of an expert, weighted by a GRKAN (or GRN / linear) gate."""
@@ -82,6 +94,9 @@ class KAMoE(nn.Module):
         gate_activation: str = "sigmoid",
         gate_input: str = "auto",
         dropout: float = 0.0,
+        gate_temperature: float = 1.0,
+        gate_top_k: int = 0,
+        gate_loss: str = "none",
         **gate_kwargs,
     ) -> None:
         super().__init__()
@@ -93,6 +108,19 @@ class KAMoE(nn.Module):
             raise ValueError(
                 f"gate_activation must be 'sigmoid' or 'softmax', got {gate_activation!r}"
             )
+        if not (isinstance(gate_temperature, (int, float)) and gate_temperature > 0):
+            raise ValueError(f"gate_temperature must be a number > 0, got {gate_temperature!r}")
+        if isinstance(gate_top_k, bool) or not isinstance(gate_top_k, int) or not (
+                0 <= gate_top_k <= n_experts):
+            raise ValueError(f"gate_top_k must be 0 (all experts) or 1..{n_experts}, got "
+                             f"{gate_top_k!r}")
+        if gate_loss not in GATE_LOSSES:
+            raise ValueError(f"gate_loss must be one of {', '.join(GATE_LOSSES)}, got "
+                             f"{gate_loss!r}")
+        self.gate_temperature = float(gate_temperature)
+        self.gate_top_k = gate_top_k
+        self.gate_loss = gate_loss
+        self.aux_loss = torch.zeros(())
         self.n_experts = n_experts
         self.input_shape = tuple(input_shape)
         self.units = units
@@ -107,7 +135,8 @@ class KAMoE(nn.Module):
         if self.gate_input == "flatten":
             d_feat = int(torch.tensor(self.input_shape).prod())
         self.gate_dense = nn.Linear(d_feat, units)
-        self.gate = GATES[gate](units, n_experts, activation=gate_activation, dropout=dropout,
+        # The gate returns logits; temperature, activation and top-k are applied here.
+        self.gate = GATES[gate](units, n_experts, activation="none", dropout=dropout,
                                 **gate_kwargs)
         self.last_gate_weights: torch.Tensor | None = None
 
@@ -133,16 +162,32 @@ class KAMoE(nn.Module):
             h = x_tilde.reshape(x_tilde.size(0), -1)
         else:
             h = x_tilde
-        return self.gate(torch.relu(self.gate_dense(h)))
+        z = self.gate(torch.relu(self.gate_dense(h))) / self.gate_temperature
+        alpha = gate_activation(z, self.gate_activation)
+        if 0 < self.gate_top_k < self.n_experts:
+            kept = torch.zeros_like(alpha).scatter(-1, alpha.topk(self.gate_top_k, -1)[1], 1.0)
+            alpha = alpha * kept
+        return alpha
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_tilde = x * self.input_weight
         outputs = torch.stack([f(x_tilde) for f in self.experts], dim=-1)  # (..., units, E)
         alpha = self.gate_weights(x_tilde)
         self.last_gate_weights = alpha.detach()
+        if self.gate_loss == "mutual_information" and self.training:
+            self.aux_loss = routing_information_loss(alpha)
         while alpha.dim() < outputs.dim():  # broadcast over the unit axis
             alpha = alpha.unsqueeze(-2)
         return (outputs * alpha).sum(-1)
+
+
+def routing_information_loss(alpha: torch.Tensor) -> torch.Tensor:
+    """mean_rows H(p_row) - H(mean_rows p) of the normalised weights (minus I(row; expert))."""
+    p = alpha.reshape(-1, alpha.size(-1)).clamp_min(0)
+    p = p / p.sum(-1, keepdim=True).clamp_min(1e-12)
+    row = -(p * torch.log(p.clamp_min(1e-12))).sum(-1).mean()
+    mean = p.mean(0)
+    return row + (mean * torch.log(mean.clamp_min(1e-12))).sum()
 
 
 def _fresh_copy(module: nn.Module) -> nn.Module:
