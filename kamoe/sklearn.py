@@ -24,15 +24,8 @@ seed from NumPy's global generator at every fit. Fitting leaves the caller's ``r
 and torch global generators as they were.
 
 scikit-learn's ``check_estimator`` (run by tests/test_sklearn.py): every check passes for the
-three estimators, except
-
-* ``check_estimators_dtypes`` (``KANRegressor``, ``KANClassifier``) and ``check_fit2d_1feature``
-  (``KANRegressor``), expected to fail until ``KANLinear.update_grid`` (kamoe/nn/kan.py) is
-  mended: on integer-valued inputs with two or three distinct values its float32 least-squares
-  refit of the spline coefficients meets an exactly singular pivot and raises
-  ``torch.linalg.LinAlgError`` (the same data crash ``kamoe train``);
-* ``check_array_api_input``, which scikit-learn itself skips unless ``SCIPY_ARRAY_API`` is set
-  (no array-API support is claimed).
+three estimators, except ``check_array_api_input``, which scikit-learn itself skips unless
+``SCIPY_ARRAY_API`` is set (no array-API support is claimed).
 
 Predictions evaluate the trained float32 weights in float64, so a row's prediction does not
 depend on the other rows of the batch (scikit-learn's subset-invariance checks ask for 1e-7).
@@ -322,12 +315,12 @@ class Formula:
 class FormulaRegressor(RegressorMixin, BaseEstimator):
     """Symbolic regression: the best closed-form formula for y in X's variables.
 
-    Wraps ``kamoe.symbolic.extract_formula`` (monomial, index and KAN paths) under ``time_limit``
-    seconds per fit; the formula reads in the frame's column names (``x1..xd`` for arrays).
+    Wraps ``kamoe.symbolic.extract_formula`` under ``time_limit`` seconds per fit; ``paths``
+    None means the pipeline's default paths (``kamoe.symbolic.pipeline.PATHS``: the KAN path
+    first). The formula reads in the frame's column names (``x1..xd`` for arrays).
     """
 
-    def __init__(self, time_limit: float = 60.0, *,
-                 paths: Sequence[str] = ("monomial", "index", "kan"),
+    def __init__(self, time_limit: float = 60.0, *, paths: Sequence[str] | None = None,
                  random_state: int | np.random.RandomState | None = 0) -> None:
         self.time_limit = time_limit
         self.paths = paths
@@ -339,6 +332,7 @@ class FormulaRegressor(RegressorMixin, BaseEstimator):
 
         from kamoe.data import from_arrays
         from kamoe.symbolic import extract_formula
+        from kamoe.symbolic.pipeline import PATHS
 
         if not (isinstance(self.time_limit, (int, float)) and self.time_limit > 0):
             raise ValueError(f"time_limit must be a positive number of seconds, got "
@@ -353,7 +347,7 @@ class FormulaRegressor(RegressorMixin, BaseEstimator):
         seed = _seed(self.random_state)
         with _own_rng():
             result = extract_formula(ds, time_limit=float(self.time_limit), seed=seed,
-                                     paths=tuple(self.paths))
+                                     paths=PATHS if self.paths is None else tuple(self.paths))
         self.result_ = result
         self.expr_ = sympy.sympify(result.expr)
         self.latex_ = result.latex

@@ -22,30 +22,12 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import kamoe
 from kamoe.sklearn import Formula, FormulaRegressor, KANClassifier, KANRegressor
 
-# KANLinear.update_grid solves its least-squares refit in float32 with a 1e-8 ridge; on inputs
-# with a handful of distinct values (integer-valued columns) the solve hits an exactly singular
-# pivot and raises torch.linalg.LinAlgError. kamoe/nn/kan.py is not this room's to change; the
-# same data crash `kamoe train` on such a CSV. xfail_strict: once kan.py solves in float64
-# (which makes both checks pass, tried by hand), these entries fail the suite until removed.
-GRID_UPDATE_SINGULAR = ("KANLinear.update_grid: float32 solve singular on few-valued inputs "
-                        "(kamoe/nn/kan.py)")
-EXPECTED_FAILURES = {
-    "KANRegressor": {"check_estimators_dtypes": GRID_UPDATE_SINGULAR,
-                     "check_fit2d_1feature": GRID_UPDATE_SINGULAR},
-    "KANClassifier": {"check_estimators_dtypes": GRID_UPDATE_SINGULAR},
-}
-
-
-def _expected_failures(estimator) -> dict[str, str]:
-    return EXPECTED_FAILURES.get(type(estimator).__name__, {})
-
 
 # FormulaRegressor runs with the monomial path only: the API contract checked here does not
 # depend on which search paths run, and the full search (BENCHMARKS.md) takes ~50 s for the
 # ~50 checks. The KAN estimators run with their defaults.
 @parametrize_with_checks([KANRegressor(), KANClassifier(),
-                          FormulaRegressor(time_limit=2, paths=("monomial",))],
-                         expected_failed_checks=_expected_failures, xfail_strict=True)
+                          FormulaRegressor(time_limit=2, paths=("monomial",))])
 def test_check_estimator(estimator, check):
     torch.set_num_threads(1)
     check(estimator)

@@ -52,6 +52,7 @@ GOOD = 0.5  # a candidate whose held-out error is below this share of the networ
 PATHS = ("kan", "monomial", "index")  # every path, in the default order
 METHODS = ("kan-tree", "kan-snap", "monomial", "index", "linear")
 _SIMPLER_BAND = 1.02  # candidates within 2 % of the best held-out error: the simplest wins
+MIN_ROWS = 10  # training rows: 4/5 to refit constants on, 1/5 (at least 2) to score them
 
 
 @dataclass
@@ -356,6 +357,9 @@ def extract_formula(
     symbols = [sympy.Symbol(n) for n in names]
     rng = np.random.default_rng(seed)
     Xall, yall = dataset.raw_X("train").astype(float), dataset.raw_y("train").astype(float).ravel()
+    if len(Xall) < MIN_ROWS:
+        raise ValueError(f"extract_formula needs at least {MIN_ROWS} training rows to fit and "
+                         f"check a formula, got n_samples={len(Xall)}; give it more data")
     perm = rng.permutation(len(Xall))[:max_points]
     n_val = max(2, len(perm) // 5)
     Xval, yval = Xall[perm[:n_val]], yall[perm[:n_val]]
