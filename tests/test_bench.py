@@ -102,3 +102,29 @@ def test_ecosystem_cv_bench_reports_every_fold(capsys):
     result = json.loads(capsys.readouterr().out)
     assert len(result["folds"]) == 5 and result["n"] == 100
     assert result["mean_r2"] == pytest.approx(sum(result["folds"]) / 5, abs=1e-5)
+
+
+def test_feynman_bench_reads_formulas_through_the_kan_path(capsys):
+    code = main(["bench", "feynman", "--equations", "I.12.1", "--paths", "kan", "--jobs", "1",
+                 "--time-limit", "60", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    (row,) = out["rows"]
+    assert row["id"] == "I.12.1" and row["runner"] == "kamoe" and row["recovered"]
+    assert row["method"].startswith("kan")  # --paths kan: the formula is read from a KAN
+    assert set(row) >= {"formula", "method", "network_r2", "r2_test", "seconds"}
+    assert out["summary"]["kamoe"]["recovered"] == 1
+    assert out["summary"]["kamoe"]["by_method"] == {row["method"]: 1}
+
+
+def test_feynman_bench_splits_tuning_and_holdout_and_refuses_bad_options(capsys):
+    from kamoe.bench.feynman import HOLDOUT, equation_ids
+    from kamoe.data import feynman_ids
+
+    tuning, holdout = equation_ids("tuning"), equation_ids("holdout")
+    assert len(holdout) == 30 and set(holdout) == set(HOLDOUT)  # every held-out ID is real
+    assert not set(tuning) & set(holdout) and len(tuning) + len(holdout) == len(feynman_ids())
+    assert main(["bench", "feynman", "--equations", "I.12.1", "--paths", "kan,magic"]) == 2
+    assert "magic" in capsys.readouterr().err
+    assert main(["bench", "feynman", "--equations", "I.12.1", "--peers", "eureqa"]) == 2
+    assert "eureqa" in capsys.readouterr().err

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import statistics
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -41,12 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--noise", type=float, default=0.0,
                         help="SRBench target noise: N(0, SIGMA * RMS(y)) on training targets")
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per equation")
-    parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--peers", default="",
                         help="also run these peers on the same data: pykan, operon")
     parser.add_argument("--out", default=None, help="write a markdown table here (+ .json)")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    from kamoe import parallel
+
+    parallel.add_arguments(parser, jobs=2)
 
 
 def equation_ids(spec: str) -> list[str]:
@@ -100,55 +102,61 @@ def _error_row(job: dict[str, Any], runner: str, t0: float, exc: BaseException |
 
 
 def run_peer(job: dict[str, Any]) -> dict[str, Any]:
-    """One equation through a peer, in a child process killed at the limit (plus start-up)."""
+    """One equation through a peer, in a child process killed at the limit (plus start-up).
+
+    A plain subprocess (not multiprocessing), so it also works from the daemonic worker
+    processes of a Dask cluster; the row comes back as JSON on the child's stdout.
+    """
     t0 = time.time()
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_peer_child, args=(job, queue), daemon=True)
-    proc.start()
-    proc.join(job["limit"] + _GRACE)
-    if proc.is_alive():
-        proc.kill()
-        proc.join(5)
+    code = "from kamoe.bench.feynman import _peer_main; _peer_main()"
+    try:
+        done = subprocess.run([sys.executable, "-c", code], input=json.dumps(job), text=True,
+                              capture_output=True, timeout=job["limit"] + _GRACE)
+    except subprocess.TimeoutExpired:
         row = _error_row(job, job["peer"], t0, f"overran the {job['limit']:g} s budget")
         row["method"] = "timeout"
         return row
-    try:
-        return queue.get(timeout=5)
-    except Exception:  # noqa: BLE001 - the child died without a word
-        return _error_row(job, job["peer"], t0, f"exited with code {proc.exitcode}")
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr or "").strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
+        return _error_row(job, job["peer"], t0, f"the peer process failed: {tail[0][:200]}")
+    return json.loads(lines[-1])
 
 
-def _peer_child(job: dict[str, Any], queue) -> None:
+def _peer_main() -> None:
+    """The child process of ``run_peer``: a job as JSON on stdin, its row as JSON on stdout."""
     import torch
 
     torch.set_num_threads(1)
-    from kamoe.bench import peers
-
+    job = json.loads(sys.stdin.read())
     t0 = time.time()
     try:
+        from kamoe.bench import peers
+
         ds = _dataset(job["id"], job["seed"], job["noise"])
-        queue.put(peers.run(job["peer"], ds, job["limit"], job["seed"]))
-    except Exception as exc:  # noqa: BLE001
-        queue.put(_error_row(job, job["peer"], t0, exc))
+        row = peers.run(job["peer"], ds, job["limit"], job["seed"])
+    except Exception as exc:  # noqa: BLE001 - reported in the row, never a traceback
+        row = _error_row(job, job["peer"], t0, exc)
+    print(json.dumps(row, default=float), flush=True)
 
 
 def _task(job: dict[str, Any]) -> dict[str, Any]:
     return run_kamoe(job) if job["peer"] == "kamoe" else run_peer(job)
 
 
-def _run_all(jobs: list[dict[str, Any]], workers: int, quiet: bool) -> list[dict[str, Any]]:
-    rows = []
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(max(1, workers), maxtasksperchild=5) as pool:
-        for row in pool.imap(_task, jobs):
-            rows.append(row)
-            if not quiet:
-                mark = "yes" if row["recovered"] else "no "
-                print(f"[{row['runner']}] {row['id']:<10} {mark} R2={row['r2_test']:.6f} "
-                      f"{row['seconds']:5.1f}s {row['method']:<9} {row['formula'][:160]}",
-                      file=sys.stderr, flush=True)
-    return rows
+def _run_all(jobs: list[dict[str, Any]], dispatch_options: dict[str, Any],
+             quiet: bool) -> list[dict[str, Any]]:
+    from kamoe import parallel
+
+    rows: list[dict[str, Any] | None] = [None] * len(jobs)
+    for index, row in parallel.dispatch(_task, jobs, **dispatch_options):
+        rows[index] = row
+        if not quiet:
+            mark = "yes" if row["recovered"] else "no "
+            print(f"[{row['runner']}] {row['id']:<10} {mark} R2={row['r2_test']:.6f} "
+                  f"{row['seconds']:5.1f}s {row['method']:<9} {row['formula'][:160]}",
+                  file=sys.stderr, flush=True)
+    return [r for r in rows if r is not None]
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -193,8 +201,11 @@ def _markdown(rows: list[dict[str, Any]], summ: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kamoe import parallel
     from kamoe.symbolic.pipeline import PATHS
 
+    dispatch_options = parallel.options(args)
+    parallel.check_options(**dispatch_options)
     ids = equation_ids(args.equations)
     paths = [p.strip() for p in str(args.paths).split(",") if p.strip()]
     bad = [p for p in paths if p not in PATHS]
@@ -220,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
     jobs = [{**base, "id": i, "peer": "kamoe"} for i in ids]
     jobs += [{**base, "id": i, "peer": p} for p in peers for i in ids]
     t0 = time.time()
-    rows = _run_all(jobs, args.jobs, quiet=False)
+    rows = _run_all(jobs, dispatch_options, quiet=False)
     summ = summary(rows)
     wall = time.time() - t0
     for runner, s in summ.items():
@@ -228,12 +239,13 @@ def run(args: argparse.Namespace) -> int:
               f"({100 * s['recovered'] / max(1, s['equations']):.1f}%) by method "
               f"{s['by_method']}; median {s['median_seconds_recovered']} s to a recovered "
               f"formula", file=sys.stderr, flush=True)
-    print(f"{len(jobs)} runs in {wall:.0f} s wall with --jobs {args.jobs}, --time-limit "
-          f"{args.time_limit}, --noise {args.noise}, --paths {','.join(paths)}",
-          file=sys.stderr, flush=True)
+    print(f"{len(jobs)} runs in {wall:.0f} s wall on {dispatch_options['backend']} with --jobs "
+          f"{args.jobs}, --time-limit {args.time_limit}, --noise {args.noise}, --paths "
+          f"{','.join(paths)}", file=sys.stderr, flush=True)
     result = {"rows": rows, "summary": summ, "paths": paths, "noise": args.noise,
               "time_limit": args.time_limit, "seed": args.seed, "wall_seconds": wall,
-              "equations": args.equations}
+              "equations": args.equations, "backend": dispatch_options["backend"],
+              "jobs": args.jobs}
     if args.out:
         with open(args.out, "w") as fh:
             fh.write(_markdown(rows, summ))
