@@ -294,3 +294,13 @@ def test_snap_network_makes_every_edge_symbolic_and_composes_the_network() -> No
     assert rep.steps[0].startswith("trained KAN") and any("pruned" in s for s in rep.steps)
     table = rep.edges(list(ds.feature_names))
     assert set(table["state"]) <= {"symbolic", "cut"} and table["edge"].str.contains("→").all()
+
+
+def test_latex_writes_multi_letter_names_upright() -> None:
+    from kamoe.symbolic import to_latex
+
+    pwr, r, w0, th1 = sympy.symbols("Pwr r omega_0 theta1")
+    tex = to_latex(pwr / (4 * sympy.pi * r**2) + w0 * th1)
+    assert r"\mathrm{Pwr}" in tex  # one quantity, not the product P w r
+    assert r"\omega_{0}" in tex and r"\theta_{1}" in tex  # Greek names stay Greek
+    assert "r^{2}" in tex

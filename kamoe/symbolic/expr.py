@@ -292,9 +292,43 @@ def equivalent(
 
 
 # ----------------------------------------------------------------------------- exports
+_GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
+          "lambda", "mu", "nu", "xi", "omicron", "pi", "rho", "sigma", "tau", "upsilon", "phi",
+          "chi", "psi", "omega"}
+
+
+_ALIASES = {"lambd": "lambda"}  # Python keywords spelt around in variable names
+
+
+def _latex_part(text: str) -> str:
+    """One part of a variable name: Greek letters and single letters as sympy writes them,
+    longer words upright (Pwr is one quantity, not P * w * r)."""
+    text = _ALIASES.get(text, text)
+    if text.lower() in _GREEK or (len(text) == 1 and text.isalpha()):
+        return sympy.latex(sympy.Symbol(text))
+    if text.isdigit():
+        return text
+    head = text.rstrip("0123456789")
+    digits = text[len(head):]
+    if digits and (len(head) == 1 or head.lower() in _GREEK):
+        return f"{sympy.latex(sympy.Symbol(head))}_{{{digits}}}"
+    return rf"\mathrm{{{text}}}" if text else ""
+
+
+def latex_name(name: str) -> str:
+    """A variable name in LaTeX: ``Pwr`` -> \\mathrm{Pwr}, ``omega_0`` -> \\omega_{0},
+    ``mu_drift`` -> \\mu_{\\mathrm{drift}}, ``x1`` -> x_{1}."""
+    base, _, sub = name.partition("_")
+    out = _latex_part(base) if base else ""
+    if sub:
+        out += "_{" + ",".join(_latex_part(p) for p in sub.split("_") if p) + "}"
+    return out or sympy.latex(sympy.Symbol(name))
+
+
 def to_latex(expr: sympy.Expr) -> str:
-    """LaTeX of the formula."""
-    return sympy.latex(expr)
+    """LaTeX of the formula, multi-letter variable names upright."""
+    names = {s: latex_name(s.name) for s in expr.free_symbols if isinstance(s, sympy.Symbol)}
+    return sympy.latex(expr, symbol_names=names)
 
 
 class _RoundTripPrinter(StrPrinter):
