@@ -86,7 +86,7 @@ def read_tree(X: np.ndarray, y: np.ndarray, symbols: list[sympy.Symbol], names: 
     if progress:
         progress(0.3, "testing the surrogate for separability and symmetries")
     ctx = Context(deadline=deadline, seed=seed, accept=accept, log=reading.log)
-    sols = solve(Problem(X, y, symbols, names, tol=tol, surrogate=surrogate), ctx)
+    sols = solve(Problem(X, y, symbols, names, tol=tol, surrogate=surrogate, real=True), ctx)
     if X.shape[1] == 1:  # a one-variable problem is one edge: no structure step called accept
         accept(sols)
     reading.log.append(f"kan-tree: {len(sols)} candidate(s), {ctx.surrogates} further "

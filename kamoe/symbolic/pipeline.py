@@ -280,7 +280,7 @@ def _index(S: _Search, max_u: int = 3) -> None:
                         return
 
 
-SNAP_SECONDS = 10.0  # kan-snap runs after kan-tree when at least this much time is left
+SNAP_SECONDS = 15.0  # kan-snap runs after kan-tree when at least this much time is left
 
 
 def _kan(S: _Search, dataset, model, seed: int, progress, reading) -> None:
@@ -307,7 +307,7 @@ def _kan(S: _Search, dataset, model, seed: int, progress, reading) -> None:
     if not S.good_enough and S.time_left() > SNAP_SECONDS and dataset.kind == "tabular":
         try:
             read_snap(dataset, model, S.consider, S.deadline, seed, reading, progress)
-        except ValueError as err:  # e.g. a model that is not a plain kan: say so, go on
+        except (ValueError, TimeoutError) as err:  # not a plain kan, or out of time: go on
             reading.log.append(f"kan-snap: skipped ({err})")
     S.log.extend(reading.log)
 

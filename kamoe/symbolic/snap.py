@@ -228,7 +228,8 @@ def snap_network(model, dataset, *, deadline: float | None = None, seed: int = 0
     """Read the formula out of a KAN by pruning and snapping (see the module docstring).
 
     ``model``: a trained plain ``kan`` registry model on ``dataset`` (copied), or None to
-    train a fresh [d, 5, 1] with the sparsity penalty.
+    train a fresh [d, 5, 1] with the sparsity penalty. Raises TimeoutError when the
+    ``deadline`` passes before every edge is symbolic (a half-snapped network is no formula).
     """
     from kamoe.interpret.prune import extend_grid
     from kamoe.interpret.prune import prune as prune_kan
@@ -287,6 +288,10 @@ def snap_network(model, dataset, *, deadline: float | None = None, seed: int = 0
         late = deadline is not None and time.time() > deadline - 0.15 * total
         fits = {}
         for key in net.edge_keys("numeric"):
+            if deadline is not None and time.time() > deadline:
+                raise TimeoutError(f"kan-snap ran out of time with {len(fits)} of "
+                                   f"{len(net.edge_keys('numeric'))} edges fitted in round "
+                                   f"{rounds}")
             x, y = net.edge_samples(X, key)
             if np.ptp(y) < 1e-8 * (1 + np.abs(y).max()):
                 fits[key] = Candidate("0", 0.0, 0.0, 0.0, float(y.mean()), 1.0, 0, 0.0)

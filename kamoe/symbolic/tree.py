@@ -56,6 +56,7 @@ class Problem:
     tol: float
     surrogate: Surrogate | None = None
     depth: int = 0
+    real: bool = False  # t is the data itself (or exactly computed from it), not a slice
 
     @property
     def k(self) -> int:
@@ -186,9 +187,9 @@ def _rank(sols: list[Solution]) -> list[Solution]:
 
 
 def _leaf(P: Problem, ctx: Context) -> list[Solution]:
-    cands = fit_univariate(P.X[:, 0], P.t, P.tol, seed=ctx.seed)
+    cands = fit_univariate(P.X[:, 0], P.t, P.tol, seed=ctx.seed, thorough=P.real)
     out = []
-    for c in cands[:3]:
+    for c in cands[:4]:
         exact = c.rmse <= EXACT_FACTOR * P.tol
         note = "" if exact else f", error {c.rmse:.2g} above tolerance {P.tol:.2g} (not exact)"
         piece = {"edge": P.labels[0], "function": c.how, "formula": str(c.expr),
@@ -251,7 +252,7 @@ def _split(P: Problem, S: Surrogate, groups: list[list[int]], mode: str, ctx: Co
     order = list(range(len(groups)))
     choices = [[0] * len(order)]  # the best piece of every block, then each runner-up in turn
     for b in order:
-        for alt in range(1, min(len(children[b]), 3)):
+        for alt in range(1, min(len(children[b]), 4)):
             choice = [0] * len(order)
             choice[b] = alt
             choices.append(choice)
@@ -315,7 +316,7 @@ def _residual_block(P: Problem, target: Problem, groups: list[list[int]], b: int
         t = target.t / den
         tol = target.tol / float(np.median(np.abs(den)))
     child = Problem(P.X[:, g], t, [P.symbols[i] for i in g], [P.labels[i] for i in g],
-                    tol=tol, depth=P.depth + 1)
+                    tol=tol, depth=P.depth + 1, real=P.real)
     ctx.log.append(f"{'  ' * (P.depth + 1)}[{', '.join(child.labels)}] from the real targets "
                    "with the other blocks taken out")
     return solve(child, ctx)
@@ -369,35 +370,49 @@ def _multiplicative(P: Problem, S: Surrogate, ctx: Context, strong: bool) -> lis
 
 
 def _symmetric(P: Problem, S: Surrogate, ctx: Context, tries: int = 3) -> list[Solution]:
+    """Reduce a symmetric pair to one variable. A power factor can sit on either variable
+    (x_i**p * h(x_i/x_j) = x_j**p * h'(x_i/x_j)), and one of the two h is often the simpler:
+    both are tried when the reduced problem is one edge, the second only when needed else."""
     out = []
     for sym in symmetries(S, P.X, seed=ctx.seed)[:tries]:
-        if ctx.time_left() < 1.0:
-            break
-        child, outer = _reduce(P, sym)
-        ctx.log.append(f"{'  ' * P.depth}symmetry: {outer.__doc__ or ''}".rstrip()
-                       + f" {_describe(P, sym)} (z {sym.z:.2g})")
-        sols = solve(child, ctx)
-        for s in sols[:2]:
-            sol = _score(P, outer(s.expr), [f"symmetry {_describe(P, sym)}"] + s.steps, [s],
-                         {"kind": "symmetry", "label": _describe(P, sym),
-                          "variable": child.labels[0], "child": s.graph})
-            out.append(sol)
+        for on in ("i", "j") if sym.power else ("i",):
+            if ctx.time_left() < 1.0:
+                break
+            if on == "j" and P.k > 2 and any(s.exact for s in out):
+                break
+            child, outer = _reduce(P, sym, on)
+            what = _describe(P, sym, on)
+            ctx.log.append(f"{'  ' * P.depth}symmetry: {what} (z {sym.z:.2g})")
+            for s in solve(child, ctx)[:2]:
+                out.append(_score(P, outer(s.expr), [f"symmetry {what}"] + s.steps, [s],
+                                  {"kind": "symmetry", "label": what,
+                                   "variable": child.labels[0], "child": s.graph}))
         if any(s.exact for s in out):
             break
     return out
 
 
-def _describe(P: Problem, s: Symmetry) -> str:
+def _factor(s: Symmetry, on: str) -> tuple[int, sympy.Rational]:
+    """Which variable carries the power factor, and its exponent."""
+    p = sympy.Rational(s.power.numerator, s.power.denominator)
+    if on == "i":
+        return s.i, p
+    return s.j, (p if s.kind == "ratio" else -p)  # x_i^p h(x_i x_j) = x_j^-p h'(x_i x_j)
+
+
+def _describe(P: Problem, s: Symmetry, on: str = "i") -> str:
     a, b = P.labels[s.i], P.labels[s.j]
     u = {"minus": f"{a} - {b}", "plus": f"{a} + {b}", "ratio": f"{a}/{b}",
          "product": f"{a}*{b}"}[s.kind]
-    extra = (f", factor {a}^{s.power}" if s.power else "") + (
+    k, p = _factor(s, on)
+    extra = (f", factor {P.labels[k]}^{p}" if s.power else "") + (
         f", term {s.slope:.3g}*{a}" if s.slope else "")
     return f"depends on {u}{extra}"
 
 
-def _reduce(P: Problem, s: Symmetry) -> tuple[Problem, callable]:
-    """The problem in (u, other variables) and how to lift its solution back."""
+def _reduce(P: Problem, s: Symmetry, on: str = "i") -> tuple[Problem, callable]:
+    """The problem in (u, other variables) and how to lift its solution back (``on``: the
+    variable, "i" or "j", that carries a power factor)."""
     xi, xj = P.X[:, s.i], P.X[:, s.j]
     zi, zj = P.symbols[s.i], P.symbols[s.j]
     if s.kind == "minus":
@@ -408,9 +423,9 @@ def _reduce(P: Problem, s: Symmetry) -> tuple[Problem, callable]:
         u, ue = xi / xj, zi / zj
     else:
         u, ue = xi * xj, zi * zj
-    p = sympy.Rational(s.power.numerator, s.power.denominator)
+    k, p = _factor(s, on)
     if s.kind in ("ratio", "product"):
-        factor = xi ** float(p)
+        factor = P.X[:, k] ** float(p)
         t = P.t / factor
         tol = P.tol / float(np.median(np.abs(factor)))
     else:
@@ -421,12 +436,12 @@ def _reduce(P: Problem, s: Symmetry) -> tuple[Problem, callable]:
     label = {"minus": "-", "plus": "+", "ratio": "/", "product": "*"}[s.kind]
     child = Problem(np.column_stack([u, P.X[:, keep]]), t, [zu] + [P.symbols[k] for k in keep],
                     [f"({P.labels[s.i]}{label}{P.labels[s.j]})"] + [P.labels[k] for k in keep],
-                    tol=tol, depth=P.depth + 1)
+                    tol=tol, depth=P.depth + 1, real=P.real)
 
     def outer(e: sympy.Expr) -> sympy.Expr:
         inner = e.xreplace({zu: ue})
         if s.kind in ("ratio", "product"):
-            return zi**p * inner
+            return P.symbols[k] ** p * inner
         return sympy.Float(s.slope) * zi + inner if s.slope else inner
 
     return child, outer
@@ -437,6 +452,8 @@ _OUTPUT_TRANSFORMS = [
     ("inverted", lambda v: 1.0 / v, lambda e: 1 / e, "nonzero"),
     ("square root of", lambda v: np.sqrt(v), lambda e: e**2, "positive"),
     ("log of", lambda v: np.log(v), lambda e: sympy.exp(e), "positive"),
+    ("sine of", np.sin, sympy.asin, "half-turn"),  # an angle out of arcsin: sin f is separable
+    ("exp of", lambda v: np.exp(v), lambda e: sympy.log(e), "moderate"),
 ]
 
 
@@ -466,7 +483,8 @@ class _Shifted(_Transformed):
 
 
 def _transformed(P: Problem, S: Surrogate, ctx: Context) -> list[Solution]:
-    """T(f) additively separable for an output transform T: solve T(t) as its own problem.
+    """T(f) separable (a sum or a product) for an output transform T: solve T(t) as its own
+    problem.
 
     The surrogate seen through T says whether T is worth trying; the transformed problem then
     gets its own surrogate, trained on T of the real targets (a transform that untangles f
@@ -478,7 +496,8 @@ def _transformed(P: Problem, S: Surrogate, ctx: Context) -> list[Solution]:
         if ctx.time_left() < 2.0:
             break
         ok = {"nonnegative": np.all(f >= 0) or np.all(f <= 0), "nonzero": one_signed(f),
-              "positive": np.all(f > 0)}[needs]
+              "positive": np.all(f > 0), "half-turn": np.all(np.abs(f) <= np.pi / 2),
+              "moderate": np.ptp(f) < 30 and np.max(f) < 50}[needs]
         if not ok:
             continue
         sgn = -1.0 if (needs == "nonnegative" and np.all(f <= 0)) else 1.0
@@ -486,15 +505,16 @@ def _transformed(P: Problem, S: Surrogate, ctx: Context) -> list[Solution]:
         bk = (lambda e, b=back, sg=sgn: sg * b(e))
         tol = _transformed_tol(S, P, fwd)
         T = _Transformed(S, fwd, tol)
-        if len(blocks(P.k, interactions(T, P.X, "value", seed=ctx.seed))) < 2:
-            continue
+        if (len(blocks(P.k, interactions(T, P.X, "value", seed=ctx.seed))) < 2
+                and len(blocks(P.k, interactions(T, P.X, "product", seed=ctx.seed))) < 2):
+            continue  # T(f) is neither a sum nor a product of smaller pieces
         with np.errstate(all="ignore"):
             tt = fwd(P.t)
         if not np.all(np.isfinite(tt)):
             continue
         ctx.log.append(f"{'  ' * P.depth}output transform: {name} f")
         child = Problem(P.X, tt, P.symbols, P.labels, tol=_transformed_tol_data(P, fwd),
-                        depth=P.depth + 1)
+                        depth=P.depth + 1, real=P.real)
         for sol in solve(child, ctx)[:3]:
             out.append(_score(P, bk(sol.expr), [f"{name} f"] + sol.steps, [sol],
                               {"kind": "transform", "name": f"{name} f",

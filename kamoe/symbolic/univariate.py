@@ -138,9 +138,11 @@ def _machine(t: np.ndarray) -> float:
     return 1e-9 * float(np.std(t) + abs(np.mean(t)))
 
 
-def _transformed(u: np.ndarray, t: np.ndarray, tol: float, top: int, seed: int
-                 ) -> list[UniCandidate]:
-    """Fits of a transform of t, mapped back (errors measured on t itself)."""
+def _transformed(u: np.ndarray, t: np.ndarray, tol: float, top: int, seed: int,
+                 stop: float | None = None) -> list[UniCandidate]:
+    """Fits of a transform of t, mapped back (errors measured on t itself); the transforms
+    are tried simplest first until a candidate's error is below ``stop``."""
+    stop = EXACT_FACTOR * tol if stop is None else stop
     out = []
     one_signed = bool(np.all(t > 0) or np.all(t < 0))
     sign = float(np.sign(t[0])) if len(t) else 1.0
@@ -170,8 +172,8 @@ def _transformed(u: np.ndarray, t: np.ndarray, tol: float, top: int, seed: int
                 pred = np.broadcast_to(np.asarray(f(u), float), t.shape)
             out.append(UniCandidate(expr, _rmse(pred, t), cand.complexity + 2,
                                     f"{name}: {cand.how}"))
-        if any(c.rmse <= EXACT_FACTOR * tol for c in out):
-            break  # transforms are tried simplest first: stop at the first exact one
+        if any(c.rmse <= stop for c in out):
+            break
     return out
 
 
@@ -229,8 +231,12 @@ def rank(cands: list[UniCandidate], tol: float, floor: float = 0.0) -> list[UniC
 
 
 def fit_univariate(u: np.ndarray, t: np.ndarray, tol: float, top: int = 5, seed: int = 0,
-                   max_points: int = 1000) -> list[UniCandidate]:
-    """Ranked closed-form candidates for samples of one curve (see the module docstring)."""
+                   max_points: int = 1000, thorough: bool = False) -> list[UniCandidate]:
+    """Ranked closed-form candidates for samples of one curve (see the module docstring).
+
+    Transforms of t are tried when no direct fit is exact; with ``thorough`` (samples that
+    may be cleaner than ``tol`` says, e.g. the data themselves) unless one fits to round-off.
+    """
     u = np.asarray(u, float).ravel()
     t = np.asarray(t, float).ravel()
     keep = np.isfinite(u) & np.isfinite(t)
@@ -244,11 +250,14 @@ def fit_univariate(u: np.ndarray, t: np.ndarray, tol: float, top: int = 5, seed:
     if spread <= max(tol, 1e-12 * (1 + abs(float(np.mean(t))))):
         return [UniCandidate(sympy.Float(float(np.mean(t))), spread, 0, "constant")]
     cands = _direct(u, t, tol, top, seed)
-    if not any(c.rmse <= EXACT_FACTOR * tol for c in cands):
+    if thorough:
+        if not any(c.rmse <= _machine(t) for c in cands):
+            cands += _transformed(u, t, tol, top, seed, stop=_machine(t))
+    elif not any(c.rmse <= EXACT_FACTOR * tol for c in cands):
         cands += _transformed(u, t, tol, top, seed)
     floor = _machine(t)
     ranked = rank(cands, tol, floor)
-    head = [tidy(c, u, t, tol) for c in ranked[:3]]
-    return rank(head, tol, floor) + ranked[3:]
+    # tidying may cost a little error within the tolerance: it keeps the ranking it tidies
+    return [tidy(c, u, t, tol) for c in ranked[:3]] + ranked[3:]
 
 
