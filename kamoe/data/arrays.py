@@ -126,4 +126,5 @@ def from_arrays(
                         "columns.")
     ys = Affine.standard(Ytr)
     return Dataset(task="regression", y_train=ys.apply(Ytr), y_test=ys.apply(Yte),
-                   target_names=list(target_names), y_scaling=ys, **common)
+                   target_names=list(target_names), y_scaling=ys,
+                   exact_y={"train": Ytr, "test": Yte}, **common)

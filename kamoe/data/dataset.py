@@ -88,6 +88,10 @@ class Dataset:
     description: str = ""
     notes: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    # Raw targets kept as generated, {"train": (n, t), "test": (m, t)}: scaling and back loses
+    # tiny values next to a large mean (exp(-100) becomes 0 or -1e-17), and a formula search
+    # in log space needs them. raw_y returns these when present.
+    exact_y: dict[str, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -112,6 +116,8 @@ class Dataset:
 
     def raw_y(self, split: Literal["train", "test"] = "train") -> np.ndarray:
         """Targets in original units (class indices for classification)."""
+        if self.exact_y is not None and split in self.exact_y:
+            return self.exact_y[split]
         y = self.y_train if split == "train" else self.y_test
         return y if self.y_scaling is None else self.y_scaling.invert(y)
 

@@ -387,4 +387,5 @@ def load_feynman(
                "exact"] if noise > 0 else [],
         meta={"feynman_id": eq.id, "ranges": eq.ranges, "output": eq.output,
               "title": eq.title, "noise": float(noise)},
+        exact_y={"train": y[train_idx], "test": y[test_idx]},
     )

@@ -53,6 +53,7 @@ PATHS = ("kan", "monomial", "index")  # every path, in the default order
 METHODS = ("kan-tree", "kan-snap", "monomial", "index", "linear")
 _SIMPLER_BAND = 1.02  # candidates within 2 % of the best held-out error: the simplest wins
 MIN_ROWS = 10  # training rows: 4/5 to refit constants on, 1/5 (at least 2) to score them
+ROUNDING_SHARE = 0.15  # of the budget kept for rounding and simplifying the chosen formula
 
 
 @dataclass
@@ -364,7 +365,9 @@ def extract_formula(
     n_val = max(2, len(perm) // 5)
     Xval, yval = Xall[perm[:n_val]], yall[perm[:n_val]]
     Xtr, ytr = Xall[perm[n_val:]], yall[perm[n_val:]]
-    S = _Search(symbols, Xtr, ytr, Xval, yval, deadline, log)
+    # the search stops early enough to leave the rounding its share of the budget
+    search_end = deadline - ROUNDING_SHARE * max(0.0, deadline - time.time())
+    S = _Search(symbols, Xtr, ytr, Xval, yval, search_end, log)
     # baseline: a linear model in the raw variables, so there is always an answer
     coef, *_ = np.linalg.lstsq(np.column_stack([np.ones(len(Xtr)), Xtr]), ytr, rcond=None)
     cs = zip(coef[1:], symbols, strict=True)
@@ -391,8 +394,9 @@ def extract_formula(
     expr, method = best.expr, best.method
     report(0.85, "rounding constants")
     expr = round_constants(expr, symbols, Xtr, ytr, tol=EXACT, deadline=deadline)
-    if S.time_left() > 4 and sympy.count_ops(expr) < 150:
-        expr = _simplify(expr, min(3.0, S.time_left() - 1))
+    left = deadline - time.time()
+    if left > 4 and sympy.count_ops(expr) < 150:
+        expr = _simplify(expr, min(3.0, left - 1))
     expr = snap_floats(expr)
     Xte, yte = dataset.raw_X("test").astype(float), dataset.raw_y("test").astype(float).ravel()
     r2_test = r2_score(evaluate(expr, symbols, Xte), yte)

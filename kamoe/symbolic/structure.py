@@ -175,7 +175,7 @@ def symmetries(S: Surrogate, X: np.ndarray, m: int = 400, seed: int = 0,
     d = X.shape[1]
     lo, hi = S.lo, S.hi
     base = _rows(X, m, rng)
-    positive = np.all(X > 0, axis=0)
+    positive, negative = np.all(X > 0, axis=0), np.all(X < 0, axis=0)
     found: list[Symmetry] = []
     t0 = S.target(base)
     v0 = S.value(base)
@@ -200,32 +200,78 @@ def symmetries(S: Surrogate, X: np.ndarray, m: int = 400, seed: int = 0,
                 if z < min(z_max, SYMMETRY_SHARE * effect) and effect > MIN_EFFECT:
                     found.append(Symmetry(i, j, kind, z, slope=c, effect=effect))
                     break
-        if not (positive[i] and positive[j]) or not S.log_target:
-            continue
-        # scalings: x_i * s, x_j * s (ratio) or x_j / s (product), kept inside the box
+        # scalings: x_i * s, x_j * s (ratio) or x_j / s (product), s > 0, kept inside the box
         for kind, e in (("ratio", 1.0), ("product", -1.0)):
-            llo = np.maximum(np.log(lo[i] / xi), e * np.log((lo[j] if e > 0 else hi[j]) / xj))
-            lhi = np.minimum(np.log(hi[i] / xi), e * np.log((hi[j] if e > 0 else lo[j]) / xj))
-            ls = _feasible(np.minimum(llo, 0), np.maximum(lhi, 0))
+            if kind == "ratio" and not (positive[j] or negative[j]):
+                continue  # x_i / x_j needs a denominator that keeps one sign
+            ai, bi = _log_scale_interval(xi, lo[i], hi[i])
+            aj, bj = _log_scale_interval(xj, lo[j], hi[j])
+            if e < 0:
+                aj, bj = -bj, -aj
+            ls = _feasible(np.minimum(np.maximum(ai, aj), 0), np.maximum(np.minimum(bi, bj), 0))
             moved = base.copy()
             moved[:, i] *= np.exp(ls)
             moved[:, j] *= np.exp(e * ls)
             one = base.copy()
             one[:, i] *= np.exp(ls)
-            dt = S.target(moved) - t0
-            err = np.full(len(dt), S.rmse * np.sqrt(2))
-            effect = _rms(S.target(one) - t0) / _rms(err)
-            p_hat = float(np.dot(dt, ls) / max(np.dot(ls, ls), 1e-300))
-            se = _rms(err) / max(np.sqrt(np.dot(ls, ls)), 1e-300)
+            test = _scaling_test(S, moved, one, ls, t0, v0)
+            if test is None:
+                continue
+            effect, residual, p_hat, se = test
             for p in (Fraction(0), simple_fraction(p_hat, max(4 * se, 1e-3))):
                 if p is None:
                     continue
-                z = _rms(dt - float(p) * ls) / _rms(err)
+                z = residual(float(p))
                 if z < min(z_max, SYMMETRY_SHARE * effect) and effect > MIN_EFFECT:
                     found.append(Symmetry(i, j, kind, z, power=p, effect=effect))
                     break
     found.sort(key=lambda s: (s.power != 0 or s.slope != 0, s.z))
     return found
+
+
+def _log_scale_interval(x: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per point, the log s for which s * x stays inside [lo, hi] (s > 0 keeps the sign)."""
+    far = 1.0  # no more than a factor e either way: the surrogate was trained on this box
+    with np.errstate(divide="ignore", invalid="ignore"):
+        top = np.where(x > 0, np.log(hi / x) if hi > 0 else -np.inf,
+                       np.where(x < 0, np.log(lo / x) if lo < 0 else -np.inf, far))
+        bottom = np.where(x > 0, np.log(lo / x) if lo > 0 else -far,
+                          np.where(x < 0, np.log(hi / x) if hi < 0 else -far, -far))
+    return np.clip(bottom, -far, far), np.clip(top, -far, far)
+
+
+def _scaling_test(S: Surrogate, moved: np.ndarray, one: np.ndarray, ls: np.ndarray,
+                  t0: np.ndarray, v0: np.ndarray):
+    """(effect, residual(p) -> z, p estimate, its standard error) of f(moved) = s^p f(base).
+
+    On a log|y| surrogate the test is linear in log space; on a surrogate of y itself it is
+    made on the values (f(moved) - s^p f), with p estimated from the points where |f| stands
+    well above the surrogate's error; None when f is too close to zero for either.
+    """
+    if S.log_target:
+        dt = S.target(moved) - t0
+        err = S.rmse * np.sqrt(2)
+        effect = _rms(S.target(one) - t0) / err
+        p_hat = float(np.dot(dt, ls) / max(np.dot(ls, ls), 1e-300))
+        se = err / max(np.sqrt(np.dot(ls, ls)), 1e-300)
+        return effect, (lambda p: _rms(dt - p * ls) / err), p_hat, se
+    v1 = S.value(moved)
+    err = S.rmse_value
+    clear = (np.abs(v0) > 20 * err) & (np.abs(v1) > 20 * err) & (np.sign(v0) == np.sign(v1))
+    if clear.sum() < 20:
+        return None
+    lr = np.log(np.abs(v1[clear]) / np.abs(v0[clear]))
+    lsc = ls[clear]
+    p_hat = float(np.dot(lr, lsc) / max(np.dot(lsc, lsc), 1e-300))
+    rel = err / np.abs(v0[clear])
+    se = float(np.sqrt(np.mean(rel**2)) * np.sqrt(2) / max(np.sqrt(np.dot(lsc, lsc)), 1e-300))
+    effect = _rms(S.value(one) - v0) / (err * np.sqrt(2))
+
+    def residual(p: float) -> float:
+        scale = np.exp(p * ls)
+        return _rms(v1 - scale * v0) / (err * float(np.sqrt(np.mean(1 + scale**2))))
+
+    return effect, residual, p_hat, se
 
 
 def _rms(v: np.ndarray) -> float:

@@ -94,6 +94,14 @@ class Context:
     max_depth: int = 8
     surrogates: int = 0
     accept: callable | None = None  # at the top problem: decides when a solution is good enough
+    tried: set = field(default_factory=set)  # splits and reductions already tried, per problem
+
+    def first_time(self, *key) -> bool:
+        """True the first time this (problem, move) comes up: a move is never made twice."""
+        if key in self.tried:
+            return False
+        self.tried.add(key)
+        return True
 
     def time_left(self) -> float:
         return self.deadline - time.time()
@@ -213,8 +221,11 @@ def _split(P: Problem, S: Surrogate, groups: list[list[int]], mode: str, ctx: Co
     after the other blocks are taken out (t / prod g or t - sum g), so that piece keeps the
     data's own accuracy; the surrogate's slice is the fallback.
     """
-    ref = _reference(S, P.X)
     tname, forward, back = transform or ("", (lambda v: v), (lambda e: e))
+    if not ctx.first_time(tuple(map(str, P.symbols)), mode, tname,
+                          tuple(tuple(g) for g in groups)):
+        return []  # the same split of the same problem (e.g. found in log and in product space)
+    ref = _reference(S, P.X)
     child_tol = S.rmse_value  # a transformed view of the surrogate carries the transformed error
     with np.errstate(all="ignore"):
         target_t = forward(P.t)
@@ -380,6 +391,12 @@ def _symmetric(P: Problem, S: Surrogate, ctx: Context, tries: int = 3) -> list[S
                 break
             if on == "j" and P.k > 2 and any(s.exact for s in out):
                 break
+            k, p = _factor(sym, on)
+            if not p.is_integer and not np.all(P.X[:, k] > 0):
+                continue  # a fractional power of a variable that is not positive
+            if not ctx.first_time(tuple(map(str, P.symbols)), sym.kind, sym.i, sym.j, on,
+                                  str(p), round(sym.slope, 6)):
+                continue
             child, outer = _reduce(P, sym, on)
             what = _describe(P, sym, on)
             ctx.log.append(f"{'  ' * P.depth}symmetry: {what} (z {sym.z:.2g})")
