@@ -366,3 +366,28 @@ def test_class_thumbnails_put_each_class_image_beside_its_expert_shares():
     assert len(heat) == 2 and np.array_equal(heat[1].z, images[1])
     assert [(b.y[0], b.x[0], b.base) for b in bars] == [("0", 0.7, 0.0), ("0", 0.3, 0.7),
                                                          ("1", 0.2, 0.0), ("1", 0.8, 0.2)]
+
+
+def test_derivation_figure_draws_the_tree_of_a_kan_reading():
+    from kamoe.viz import contrast, derivation_figure, palette
+    from kamoe.viz.formula import layout
+
+    # I.10.7's derivation: m_0 * (an edge of v/c), the edge read exactly
+    graph = {"kind": "product", "children": [
+        {"kind": "edge", "input": "m_0", "function": "power u^1", "formula": "1.0*_u",
+         "exact": True},
+        {"kind": "symmetry", "label": "depends on v/c", "variable": "(v/c)", "child": {
+            "kind": "edge", "input": "(v/c)", "function": "c*1/sqrt(a*u^2+b)+d",
+            "formula": "1/sqrt(1 - 0.999999*_u**2)", "exact": False}}]}
+    nodes, links = layout(graph)
+    assert [n["kind"] for n in nodes] == ["product", "edge", "symmetry", "edge"]
+    assert len(links) == 3 and nodes[0]["y"] > nodes[2]["y"] > nodes[3]["y"]  # output on top
+    for theme in ("light", "dark"):
+        fig = derivation_figure(graph, output="m", theme=theme)
+        texts = [t for tr in fig.data if tr.text is not None for t in tr.text]
+        assert "1/sqrt(1 - 1.0*(v/c)**2)" in texts  # the edge's shape, in its own variable
+        assert "m_0" in texts and "u = v/c" in texts  # its scale left to the formula
+        names = {tr.name for tr in fig.data if tr.name}
+        assert names == {"edge read exactly", "edge: best fit, not exact", "combination"}
+        bg = palette(theme).background
+        assert all(contrast(tr.textfont.color, bg) >= 4.5 for tr in fig.data if tr.text)

@@ -6,6 +6,7 @@ title says what it shows, so the figures can be tested without a browser. Every 
 """
 
 from kamoe.viz.data import feature_histograms, target_scatter
+from kamoe.viz.formula import derivation_figure
 from kamoe.viz.routing import (
     class_thumbnails,
     entropy_over_epochs,
@@ -21,7 +22,8 @@ from kamoe.viz.theme import THEMES, apply_theme, contrast, palette
 from kamoe.viz.training import compare_bars, loss_curves, pred_vs_true
 
 __all__ = [
-    "THEMES", "apply_theme", "class_thumbnails", "compare_bars", "contrast", "edge_detail",
+    "THEMES", "apply_theme", "class_thumbnails", "compare_bars", "contrast", "derivation_figure",
+    "edge_detail",
     "entropy_over_epochs", "feature_histograms", "gate_histograms", "layer_grid", "loss_curves",
     "network_figure", "palette", "pred_vs_true", "specialisation_figure", "target_scatter",
     "token_share", "usage_by_group", "usage_over_epochs", "winner_map",
