@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from kamoe.data.dataset import Affine, DataError, Dataset
-from kamoe.data.tabular import (
+from kamoe.data.csvtable import (
     MIN_ROWS,
     Table,
     build_features,
@@ -27,6 +26,7 @@ from kamoe.data.tabular import (
     require_rows,
     select_columns,
 )
+from kamoe.data.dataset import Affine, DataError, Dataset
 
 REGIME_NAMES = ["persistent AR(1)", "oscillating AR(2)", "noisy mean-reverting"]
 MEDIAN_WINDOW = 24 * 14  # 336 hours: the KAMoE notebook's rolling-median normaliser
@@ -368,6 +368,6 @@ def sequence_from_table(
                     f"{time_column!r}; predict the next {target!r} from the last {window} rows.",
         notes=notes,
         meta={"source": table.label, "time_column": time_column, "window": window,
-              "delimiter": table.sep, "one_hot": block.one_hot,
+              "delimiter": table.sep, "decimal": table.decimal, "one_hot": block.one_hot,
               "rows_dropped": int((~keep).sum())},
     )
