@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kamoe.errors import ModelError
-from kamoe.nn import native
+from kamoe.nn import native  # the kernels' dispatch (kamoe/nn/native.py)
 from kamoe.nn.native import NATIVE_ORDERS, NativePlan, native_available, torch_path
 
 __all__ = ["ACTIVATIONS", "KAN", "KANLinear", "NATIVE_ORDERS", "make_activation",
