@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from kamoe.errors import USER_ERRORS
+from kamoe.store import MAX_ARCHIVE_BYTES
 from pages import ui_common as ui
 
 s = ui.page_setup()
@@ -37,7 +38,7 @@ if s.runs:
     pick = st.selectbox("Run", ids, index=ids.index(current.id) if current else 0,
                         format_func=labels.get, key="runs_pick")
     run = s.run(pick)
-    c1, c2, c3 = st.columns([3, 1, 1])
+    c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
     new_name = c1.text_input("Name", value=run.name, key=f"runs_name_{run.id}", max_chars=120)
     if c2.button("Rename", key="runs_rename", disabled=new_name.strip() == run.name):
         try:
@@ -66,7 +67,8 @@ if s.runs:
 
 st.subheader("Upload a run archive")
 archive = st.file_uploader("A .zip downloaded from this page or written by "
-                           "`kamoe runs export`", type=["zip"], key="runs_upload")
+                           "`kamoe runs export`", type=["zip"], key="runs_upload",
+                           max_upload_size=MAX_ARCHIVE_BYTES // 2**20)
 if archive is not None:
     kind, text = s.import_upload((archive.name, archive.size, archive.file_id),
                                  archive.getvalue())

@@ -262,7 +262,9 @@ def read_table(path: Any = None, data: Any = None, sep: str | None = None,
     if decimal is None:
         decimal = sniff_decimal(grid, sep)
         if decimal == ",":
-            notes.append("numbers use a decimal comma (detected); set decimal='.' if that is wrong")
+            notes.append("numbers use a decimal comma (detected); if that is wrong, set the "
+                         "decimal separator to '.' (option decimal='.'; on the Data page: CSV "
+                         "options, Decimal separator)")
     cells = {name: arr[:, k] for k, name in enumerate(names)}
     return Table(label, names, cells, np.asarray(body_lines, dtype=np.int64), sep, notes,
                  decimal)
