@@ -294,25 +294,24 @@ def numeric_column(table: Table, name: str) -> np.ndarray | None:
     bad = present & np.isnan(values)
     if bad.any():
         if ok.sum() / n_present > 0.5:
-            i = int(np.argmax(bad))
             _refuse_decimal_commas(table, name, bad)
-            raise DataError(
-                f"{table.label}: column {name!r} looks numeric but line {table.lines[i]} "
-                f"(the header is line 1) holds {str(table.cells[name][i])[:40]!r}; fix that "
-                "value or empty the cell (rows with empty cells are dropped)."
-            )
+            raise cell_error(table, name, bad, "the column looks numeric, so fix that value or "
+                                               "empty the cell (rows with empty cells are dropped)")
         _refuse_decimal_commas(table, name, bad)
         return None
     values[missing] = np.nan
     extreme = np.isinf(values) | (np.abs(values) > MAX_ABS_VALUE)
     if extreme.any():
-        i = int(np.argmax(extreme))
-        raise DataError(
-            f"{table.label}: column {name!r} has the value {table.cells[name][i]!r} on line "
-            f"{table.lines[i]} (the header is line 1); values must be finite and below 1e100 "
-            "in size, so fix it or empty that cell."
-        )
+        raise cell_error(table, name, extreme, "values must be finite and below 1e100 in size, "
+                                               "so fix it or empty that cell")
     return values
+
+
+def cell_error(table: Table, name: str, mask: np.ndarray, fix: str) -> DataError:
+    """A DataError naming the first cell of ``mask`` in column ``name``, its file line and fix."""
+    i = int(np.argmax(mask))
+    return DataError(f"{table.label}: column {name!r} holds {str(table.cells[name][i])[:40]!r} "
+                     f"on line {table.lines[i]} (the header is line 1); {fix}.")
 
 
 def _refuse_decimal_commas(table: Table, name: str, bad: np.ndarray) -> None:
@@ -322,11 +321,9 @@ def _refuse_decimal_commas(table: Table, name: str, bad: np.ndarray) -> None:
     cells = table.cells[name][bad]
     commas = sum(bool(_DECIMAL_COMMA.match(str(c))) for c in cells)
     if commas and commas * 2 >= len(cells):
-        i = int(np.argmax([bool(_DECIMAL_COMMA.match(str(c))) for c in table.cells[name]]))
-        raise DataError(
-            f"{table.label}: column {name!r} holds numbers written with a decimal comma (e.g. "
-            f"{str(table.cells[name][i])[:20]!r} on line {table.lines[i]}); {DECIMAL_HINT}."
-        )
+        comma = np.array([bool(_DECIMAL_COMMA.match(str(c))) for c in table.cells[name]])
+        raise cell_error(table, name, comma, f"that is a number written with a decimal comma: "
+                                             f"{DECIMAL_HINT}")
 
 
 def _parse_list(value: Any, what: str) -> list[str] | None:

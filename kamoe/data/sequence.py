@@ -20,6 +20,7 @@ from kamoe.data.csvtable import (
     MIN_ROWS,
     Table,
     build_features,
+    cell_error,
     check_test_size,
     drop_missing,
     numeric_column,
@@ -296,12 +297,8 @@ def _time_values(table: Table, name: str) -> np.ndarray:
         parsed = parsed.dt.tz_convert(None)
     bad = parsed.isna().to_numpy() & ~missing
     if bad.any():
-        i = int(np.argmax(bad))
-        raise DataError(
-            f"{table.label}: time column {name!r} holds {str(table.cells[name][i])[:40]!r} on "
-            f"line {table.lines[i]} (the header is line 1), which is not a date or number; fix "
-            "it or empty the cell."
-        )
+        raise cell_error(table, name, bad, "that is not a date or a number, so fix it or empty "
+                                           "the cell of this time column")
     secs = (parsed - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype=float, na_value=np.nan)
     return secs
 
