@@ -276,4 +276,4 @@ class SessionState:
 
 
 __all__ = ["CATALOG", "CSV_DECIMALS", "CSV_SEPARATORS", "DATA_FAMILIES", "DataChoice",
-           "FAMILY_LABELS", "SessionState", "USER_ERRORS", "numeric_options"]
+           "FAMILY_LABELS", "SessionState", "numeric_options"]

@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import uuid
+import warnings
 import zipfile
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -236,7 +237,9 @@ def build_model(run: Run, weights: bytes) -> Any:
     except (KeyError, TypeError, ValueError) as err:
         raise StoreError(f"run.json describes an invalid model ({err})") from None
     try:
-        state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a foreign file's protocol warning: the error says it
+            warnings.simplefilter("ignore")
+            state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     except Exception as err:  # noqa: BLE001 - corrupt, foreign or mismatched: one clear message
         first = (str(err).splitlines() or [""])[0][:200]
