@@ -100,6 +100,8 @@ if submitted and not s.busy:
         s.start_training(ds, name, cfg, tcfg)
     except USER_ERRORS as err:
         st.error(f"Cannot train with these settings: {err}")
+    else:
+        st.rerun()  # draw the page again with the Train button disabled while this one trains
 
 
 def live_progress() -> None:
