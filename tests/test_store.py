@@ -279,7 +279,7 @@ def corrupted(draw, archive_bytes: bytes) -> bytes:
     return bytes(data)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_corrupted_archives_get_a_clear_error_and_change_nothing(archive, data):
@@ -297,7 +297,7 @@ _JUNK = st.one_of(st.binary(max_size=300),
                                max_leaves=12).map(lambda v: json.dumps(v).encode()))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.function_scoped_fixture])
 @given(files=st.dictionaries(_NAMES, _JUNK, max_size=6), with_manifest=st.booleans())
 def test_foreign_zip_files_get_a_clear_error_and_change_nothing(files, with_manifest):
