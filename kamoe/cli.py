@@ -1,7 +1,9 @@
 """`python -m kamoe ...`: the dashboard's work without a browser.
 
 Progress goes to stderr; with ``--json`` results are one JSON object on stdout. A user error
-exits with status 2 and one line on stderr, never a traceback.
+(any :data:`kamoe.errors.USER_ERRORS`) exits with status 2 and one line on stderr, never a
+traceback. ``kamoe train`` saves every finished run in the run store (``$KAMOE_HOME``), where the
+dashboard lists it; ``kamoe runs ...`` lists, shows, exports, imports and deletes stored runs.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import sys
 import time
 from typing import Any
 
+from kamoe.errors import USER_ERRORS, UserError
+
 BENCHES = {
     "speed": ("kamoe.bench.speed", "KANLinear vs nn.Linear forward+backward timings"),
     "reproduce": ("kamoe.bench.reproduce", "the KAMoE paper's experiments (california, crypto)"),
@@ -21,17 +25,6 @@ BENCHES = {
     "dashboard": ("kamoe.bench.dashboard", "dashboard timings in a real browser"),
     "ecosystem": ("kamoe.bench.ecosystem", "scikit-learn estimators, dispatch engine timings"),
 }
-
-
-class UserError(Exception):
-    """Raised for problems the user can fix; printed as one line, exit status 2."""
-
-
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    from kamoe.data import DataError
-    from kamoe.train import TrainingError
-
-    return (UserError, DataError, TrainingError, ValueError, FileNotFoundError)
 
 
 # ---------------------------------------------------------------------------- train
@@ -85,34 +78,57 @@ def _progress_printer(enabled: bool):
     return show
 
 
+def _dataset_request(args: argparse.Namespace):
+    """The run's DatasetRequest: the spec, seed and options (a CSV file's bytes kept)."""
+    from pathlib import Path
+
+    from kamoe.runs import DatasetRequest
+
+    options: dict[str, Any] = data_options(args.data_option)
+    if args.data_home:
+        options["data_home"] = args.data_home
+    if args.download:
+        options["allow_download"] = True
+    spec, data, data_name = args.dataset, None, None
+    name, _, path = spec.partition(":")
+    if name.strip().lower() == "csv" and path.strip() and Path(path).expanduser().is_file():
+        file = Path(path).expanduser()  # keep the bytes: the stored run rebuilds without it
+        spec, data, data_name = "csv", file.read_bytes(), file.name
+    return DatasetRequest(spec=spec, seed=args.seed, options=options, data=data,
+                          data_name=data_name, label=args.dataset)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from kamoe.data import load
-    from kamoe.models import build_for
-    from kamoe.train import TrainConfig, fit, save_model, set_seed
+    from kamoe import recipes
+    from kamoe.runs import new_run, train_run
+    from kamoe.store import RunStore
+    from kamoe.train import save_model
 
     model_cfg = _parse_config(args.config, "--config")
     train_cfg = _parse_config(args.train_config, "--train-config")
-    options = data_options(args.data_option)
-    dataset = load(args.dataset, seed=args.seed, data_home=args.data_home,
-                   allow_download=args.download, **options)
-    set_seed(args.seed)  # the initial weights depend on the seed too
-    model = build_for(args.model, dataset, **model_cfg)
-    defaults = _default_training(args.model, dataset)
-    allowed = set(TrainConfig.__dataclass_fields__)
-    unknown = set(train_cfg) - allowed
-    if unknown:
-        raise UserError(f"unknown --train-config key(s) {sorted(unknown)}; allowed: "
-                        f"{', '.join(sorted(allowed))}")
-    cfg = TrainConfig(**{**defaults, **train_cfg, "seed": args.seed})
+    request = _dataset_request(args)
+    dataset = request.load()
     if args.epochs is not None:
-        cfg.epochs = args.epochs
-    history = fit(model, dataset, cfg, callback=_progress_printer(sys.stderr.isatty()))
+        train_cfg["epochs"] = args.epochs
+    train_cfg["seed"] = args.seed
+    cfg = recipes.training_config(args.model, dataset, **train_cfg)
+    config = {**recipes.model_config(args.model, dataset), **model_cfg}
+    run = new_run(request, dataset, args.model, config, cfg, source="cli")
+    model = run.model
+    history = train_run(run, dataset, callback=_progress_printer(sys.stderr.isatty()))
     if sys.stderr.isatty():
         sys.stderr.write("\n")
     if history.message:
         print(history.message, file=sys.stderr)
     if args.save:
-        save_model(model, args.save, dataset=dataset, history=history, train_config=cfg)
+        try:
+            save_model(model, args.save, dataset=dataset, history=history, train_config=cfg)
+        except OSError as err:
+            raise UserError(f"cannot save the model in {args.save} ({err.strerror})") from None
+    run_id = None
+    if not args.no_store:
+        RunStore().save(run)
+        run_id = run.id
     result = {
         "dataset": dataset.name,
         "model": args.model,
@@ -123,6 +139,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "metrics": history.metrics,
         "config": model.config,
         "saved": str(args.save) if args.save else None,
+        "run_id": run_id,
     }
     from kamoe.interpret import routing_report  # mixtures: how far the experts split the groups
 
@@ -138,16 +155,78 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"test: {metrics}")
         if args.save:
             print(f"saved to {args.save}")
+        if run_id:
+            print(f"stored as run {run_id} (`kamoe runs show {run_id[:6]}`)")
     return 0
 
 
-def _default_training(model: str, dataset) -> dict[str, Any]:
-    """Training defaults that work out of the box for each kind of model and data."""
-    if model == "kan" and dataset.kind == "tabular" and dataset.n_features <= 10:
-        # Small KANs on smooth functions: full-batch LBFGS with early grid updates.
-        return {"optimizer": "lbfgs", "lr": 1.0, "epochs": 60, "grid_update_epochs": 10,
-                "patience": 15, "batch_size": None}
-    return {"optimizer": "adam", "lr": 3e-3, "epochs": 200, "batch_size": 128}
+# ---------------------------------------------------------------------------- runs
+
+
+def _run_row(run) -> dict[str, Any]:
+    h = run.history
+    return {"id": run.id, "name": run.name, "model": run.model_name,
+            "dataset": run.request.label or run.request.spec, "source": run.source,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(run.created)),
+            "epochs": len(h.epochs) if h else 0, "metrics": h.metrics if h else {},
+            "formulas": [f.as_dict()["formula"] for f in run.formulas]}
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from kamoe.store import RunStore
+
+    store = RunStore()
+    action = args.action
+    if action == "list":
+        runs = store.list()
+        if args.json:
+            print(json.dumps({"home": str(store.home), "runs": [_run_row(r) for r in runs],
+                              "problems": store.problems}))
+            return 0
+        for problem in store.problems:
+            print(f"warning: {problem}", file=sys.stderr)
+        if not runs:
+            print(f"no stored runs in {store.home}")
+        for r in runs:
+            row = _run_row(r)
+            score = ", ".join(f"{k}={v:.4g}" for k, v in row["metrics"].items())
+            print(f"{r.id}  {row['created']}  {r.name:<40} {score}")
+        return 0
+    if action == "show":
+        run = store.get(args.run)
+        if args.json:
+            print(json.dumps({**_run_row(run), "model_config": run.model_config,
+                              "train_config": run.train_config.__dict__,
+                              "dataset_request": run.request.to_dict()}, default=str))
+        else:
+            for key, value in _run_row(run).items():
+                print(f"{key:<10} {value}")
+        return 0
+    if action == "export":
+        run_id = store.resolve(args.run)
+        out = Path(args.output or f"kamoe-run-{run_id}.zip")
+        try:
+            out.write_bytes(store.export(run_id))
+        except OSError as err:
+            raise UserError(f"cannot write {out} ({err.strerror})") from None
+        print(json.dumps({"run_id": run_id, "archive": str(out)}) if args.json
+              else f"exported run {run_id} to {out}")
+        return 0
+    if action == "import":
+        try:
+            data = Path(args.archive).read_bytes()
+        except OSError as err:
+            raise UserError(f"cannot read {args.archive} ({err.strerror})") from None
+        run = store.import_archive(data)
+        print(json.dumps({"run_id": run.id, "name": run.name}) if args.json
+              else f"imported run {run.id} ({run.name})")
+        return 0
+    run_id = store.resolve(args.run)  # delete
+    store.delete(run_id)
+    print(json.dumps({"deleted": run_id}) if args.json else f"deleted run {run_id}")
+    return 0
 
 
 # ---------------------------------------------------------------------------- datasets
@@ -215,7 +294,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder with downloaded datasets (default $KAMOE_DATA_HOME)")
     p.add_argument("--download", action="store_true", help="allow downloading missing data")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--no-store", action="store_true",
+                   help="do not keep the run in the run store ($KAMOE_HOME)")
     p.set_defaults(func=cmd_train)
+
+    runs = sub.add_parser("runs", help="the stored runs ($KAMOE_HOME, default ~/.kamoe)")
+    runs_sub = runs.add_subparsers(dest="action", required=True)
+    for action, text in (("list", "list stored runs"), ("show", "show one run"),
+                         ("export", "write a run as one archive (.zip)"),
+                         ("import", "store a run from an archive"),
+                         ("delete", "remove a stored run")):
+        p = runs_sub.add_parser(action, help=text)
+        if action == "import":
+            p.add_argument("archive", help="a .zip written by `kamoe runs export`")
+        elif action != "list":
+            p.add_argument("run", help="run id (or a unique prefix of it)")
+        if action == "export":
+            p.add_argument("-o", "--output", help="archive path (default kamoe-run-<id>.zip)")
+        p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("datasets", help="list available datasets")
     p.add_argument("--json", action="store_true")
@@ -261,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except _user_error_types() as err:
+    except USER_ERRORS as err:
         message = " ".join(str(err).split()) or type(err).__name__
         print(f"kamoe: error: {message}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from kamoe.errors import ModelError
 from kamoe.nn.fasterkan import FasterKAN, FasterKANLinear
 from kamoe.nn.gates import GRKAN, GRN, LinearGate, SlotRouter, TopKRouter
 from kamoe.nn.kan import KAN, KANLinear
@@ -62,6 +63,14 @@ for _base in ("mlp", "kan", "gru", "lstm"):
     )
 
 SEQUENCE_MODELS = {"gru", "lstm", "moe-gru", "moe-lstm", "kamoe-gru", "kamoe-lstm"}
+KAN_HEADS = ("kan", "linear")  # the output layer of a KAN stack: another KAN layer or a Dense
+MLP_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh,
+                   "elu": nn.ELU}
+TOKENIZER_CHOICES = ("auto", "tabular", "sequence", "image")  # "auto": from the dataset's kind
+
+__all__ = ["DEFAULTS", "KAN_HEADS", "MLP_ACTIVATIONS", "MODEL_DESCRIPTIONS", "Model", "ModelError",
+           "SEQUENCE_MODELS", "TOKENIZER_CHOICES", "build", "build_for", "default_config",
+           "find_gate_networks", "find_gates", "find_kan_layers", "model_names"]
 
 
 def model_names() -> list[str]:
@@ -140,14 +149,14 @@ def _check_name(name: str) -> None:
 
         close = difflib.get_close_matches(name, list(DEFAULTS), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(DEFAULTS)}.{hint}")
+        raise ModelError(f"unknown model {name!r}; choose one of {', '.join(DEFAULTS)}.{hint}")
 
 
 def _positive_int(key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-        raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        raise ModelError(f"{key} must be a positive integer, got {value!r}")
     if value < 1:
-        raise ValueError(f"{key} must be a positive integer (>= 1), got {value!r}")
+        raise ModelError(f"{key} must be a positive integer (>= 1), got {value!r}")
     return int(value)
 
 
@@ -155,7 +164,7 @@ def _widths(key: str, value: Any) -> list[int]:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = [value]
     if not isinstance(value, (list, tuple)):
-        raise ValueError(f"{key} must be a list of positive integers, got {value!r}")
+        raise ModelError(f"{key} must be a list of positive integers, got {value!r}")
     return [_positive_int(f"{key}[{i}]", v) for i, v in enumerate(value)]
 
 
@@ -165,20 +174,20 @@ def build(name: str, input_shape: tuple[int, ...] | list[int], output_dim: int,
     _check_name(name)
     task = config.pop("task", "regression")
     if task not in ("regression", "classification"):
-        raise ValueError(f"task must be 'regression' or 'classification', got {task!r}")
+        raise ModelError(f"task must be 'regression' or 'classification', got {task!r}")
     unknown = set(config) - set(DEFAULTS[name])
     if unknown:
-        raise ValueError(
+        raise ModelError(
             f"unknown setting(s) {sorted(unknown)} for model {name!r}; allowed: "
             f"{', '.join(sorted(DEFAULTS[name]))}"
         )
     cfg = {**default_config(name), **config}
     input_shape = tuple(_positive_int("input_shape", s) for s in input_shape)
     if not input_shape:
-        raise ValueError("input_shape must have at least one dimension")
+        raise ModelError("input_shape must have at least one dimension")
     output_dim = _positive_int("output_dim", output_dim)
     if name in SEQUENCE_MODELS and len(input_shape) != 2:
-        raise ValueError(
+        raise ModelError(
             f"model {name!r} needs sequential input of shape (steps, features); got {input_shape}."
             " Pick a sequential dataset (regimes, crypto) or a tabular model."
         )
@@ -208,10 +217,10 @@ def _moe_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
 def _kan_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
     rng = cfg["grid_range"]
     if not (isinstance(rng, (list, tuple)) and len(rng) == 2 and float(rng[1]) > float(rng[0])):
-        raise ValueError(f"grid_range must be [low, high] with high > low, got {rng!r}")
+        raise ModelError(f"grid_range must be [low, high] with high > low, got {rng!r}")
     order = cfg["spline_order"]
     if isinstance(order, bool) or not isinstance(order, int) or order < 0:
-        raise ValueError(f"spline_order must be an integer >= 0, got {order!r}")
+        raise ModelError(f"spline_order must be an integer >= 0, got {order!r}")
     return {"grid_size": _positive_int("grid_size", cfg["grid_size"]), "spline_order": order,
             "grid_range": (float(rng[0]), float(rng[1])),
             "base_activation": cfg["base_activation"], "spline_scaler": bool(cfg["spline_scaler"])}
@@ -232,22 +241,21 @@ def _build_mlp(name, input_shape, output_dim, cfg):
 
 
 def _activation(name: str) -> nn.Module:
-    acts = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "elu": nn.ELU}
-    if name not in acts:
-        raise ValueError(f"activation must be one of {sorted(acts)}, got {name!r}")
-    return acts[name]()
+    if name not in MLP_ACTIVATIONS:
+        raise ModelError(f"activation must be one of {sorted(MLP_ACTIVATIONS)}, got {name!r}")
+    return MLP_ACTIVATIONS[name]()
 
 
 def _build_kan(name, input_shape, output_dim, cfg):
     hidden = _widths("hidden", cfg["hidden"]) if cfg["hidden"] else []
     kw = _kan_kwargs(cfg)
     d = _flat_dim(input_shape)
-    if cfg["head"] not in ("kan", "linear"):
-        raise ValueError(f"head must be 'kan' or 'linear', got {cfg['head']!r}")
+    if cfg["head"] not in KAN_HEADS:
+        raise ModelError(f"head must be one of {', '.join(KAN_HEADS)}, got {cfg['head']!r}")
     if name == "kan" and cfg["head"] == "kan":
         return KAN([d, *hidden, output_dim], **kw), True
     if not hidden:
-        raise ValueError("hidden must list at least one width when head is 'linear'")
+        raise ModelError("hidden must list at least one width when head is 'linear'")
     layers: list[nn.Module] = []
     for w in hidden:
         if name == "kan":
@@ -289,7 +297,7 @@ def _build_mlp_kan(name, input_shape, output_dim, cfg):
     n_experts = _positive_int("n_experts", cfg["n_experts"])
     k = _positive_int("k", cfg["k"])
     if k > n_experts:
-        raise ValueError(f"k must be between 1 and n_experts={n_experts}, got {k}")
+        raise ModelError(f"k must be between 1 and n_experts={n_experts}, got {k}")
     moe = {"n_experts": n_experts, "n_kan": cfg["n_kan"], "k": k, "routing": cfg["routing"],
            "slots_per_expert": _positive_int("slots_per_expert", cfg["slots_per_expert"]),
            "kan_norm": cfg["kan_norm"], "load_balance": bool(cfg["load_balance"])}

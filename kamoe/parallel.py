@@ -40,6 +40,8 @@ import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from kamoe.errors import KamoeError
+
 BACKENDS = ("loky", "dask", "ray")
 DEFAULT_BACKEND = "loky"
 LOKY_IDLE_SECONDS = 10  # idle loky workers exit after this (joblib's default keeps them 300 s)
@@ -47,7 +49,7 @@ CONNECT_SECONDS = 10  # how long to wait for a Dask scheduler or Ray cluster to 
 INSTALL = {"dask": "pip install 'dask[distributed]'", "ray": "pip install ray"}
 
 
-class DispatchError(ValueError):
+class DispatchError(KamoeError, ValueError):
     """An engine that is unknown, not installed or unreachable; the message says what to do."""
 
 

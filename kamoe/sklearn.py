@@ -134,7 +134,7 @@ class _KANEstimator(BaseEstimator):
         return settings
 
     def _train_config(self, dataset, seed: int):
-        from kamoe.cli import _default_training  # the recipe `kamoe train` uses
+        from kamoe import recipes  # the recipe `kamoe train` and the dashboard use
         from kamoe.train import TrainConfig
 
         given = dict(self.train_params or {})
@@ -148,7 +148,7 @@ class _KANEstimator(BaseEstimator):
                 given[key] = getattr(self, key)
         if self.batch_size != "auto":
             given["batch_size"] = self.batch_size
-        return TrainConfig(**{**_default_training(self.model, dataset), **given, "seed": seed})
+        return recipes.training_config(self.model, dataset, **{**given, "seed": seed})
 
     def _fit_dataset(self, dataset) -> None:
         from kamoe.models import build_for

@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from kamoe import parallel
+from kamoe.errors import KamoeError
 
 
-class SweepError(ValueError):
+class SweepError(KamoeError, ValueError):
     """A sweep request or results file the user can fix; the message says how."""
 
 
@@ -125,10 +126,9 @@ def _dataset(spec: str, seed: int, options_json: str, data_home: str | None):
 
 
 def _train_config(model: str, dataset, train: dict[str, Any], seed: int):
-    from kamoe.cli import _default_training  # the recipe `kamoe train` uses
-    from kamoe.train import TrainConfig
+    from kamoe import recipes  # the recipe `kamoe train` uses
 
-    return TrainConfig(**{**_default_training(model, dataset), **train, "seed": seed})
+    return recipes.training_config(model, dataset, **{**train, "seed": seed})
 
 
 def run_cell(task: dict[str, Any]) -> dict[str, Any]:

@@ -23,11 +23,12 @@ import torch
 from torch import nn
 
 from kamoe.data.dataset import Affine, Dataset
-from kamoe.models import Model, build
+from kamoe.errors import KamoeError
+from kamoe.models import Model, build, find_kan_layers
 from kamoe.nn.kan import KANLinear
 
 
-class TrainingError(ValueError):
+class TrainingError(KamoeError, ValueError):
     """A training setting or saved-model problem the user can fix; the message says how."""
 
 
@@ -184,8 +185,8 @@ def _split_validation(ds: Dataset, frac: float, seed: int) -> tuple[np.ndarray, 
 
 
 def spline_layers(model: nn.Module) -> list[KANLinear]:
-    """B-spline KAN layers in forward order."""
-    return [m for m in model.modules() if isinstance(m, KANLinear)]
+    """B-spline KAN layers in forward order (the registry's finder, FasterKAN layers left out)."""
+    return [m for m in find_kan_layers(model).values() if isinstance(m, KANLinear)]
 
 
 @torch.no_grad()
@@ -253,130 +254,196 @@ def fit(
     """
     cfg = (config or TrainConfig()).validate()
     set_seed(cfg.seed)
-    classification = dataset.task == "classification"
-    loss_fn: Callable = nn.CrossEntropyLoss() if classification else nn.MSELoss()
-    tr_idx, va_idx = _split_validation(dataset, cfg.val_fraction, cfg.seed)
-    X_all = torch.as_tensor(dataset.X_train, dtype=torch.float32)
-    y_dtype = torch.long if classification else torch.float32
-    y_all = torch.as_tensor(dataset.y_train, dtype=y_dtype)
-    Xtr, ytr, Xva, yva = X_all[tr_idx], y_all[tr_idx], X_all[va_idx], y_all[va_idx]
-
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "lbfgs":
-        opt: torch.optim.Optimizer = torch.optim.LBFGS(
-            params, lr=cfg.lr, max_iter=cfg.lbfgs_iter, history_size=20,
-            line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-16)
-    elif cfg.optimizer == "adamw":
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    else:
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    batch = len(Xtr) if (cfg.batch_size is None or cfg.optimizer == "lbfgs") else cfg.batch_size
-    layers = spline_layers(model)
-    recorder = _InputRecorder(layers) if cfg.sparsity > 0 and layers else None
-    aux = getattr(model, "auxiliary_loss", None)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    grid_sample = Xtr[torch.randperm(len(Xtr), generator=gen)[:2000]]
-
-    def objective(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        out = model(xb)
-        loss = loss_fn(out, yb)
-        if recorder is not None:
-            loss = loss + cfg.sparsity * recorder.penalty(cfg.entropy_weight)
-        if aux is not None and cfg.aux_weight:
-            loss = loss + cfg.aux_weight * aux()
-        return loss
-
+    loop = _Loop(model, _Data.of(dataset, cfg), cfg, stop)
     hist = History()
-    best_val, best_state, bad_epochs, plateau = math.inf, _state(model), 0, 0
-    start = time.perf_counter()
     try:
         for epoch in range(1, cfg.epochs + 1):
-            if (epoch <= cfg.grid_update_epochs and layers
-                    and (epoch - 1) % max(1, cfg.grid_update_every) == 0):
-                update_grids(model, grid_sample)
-                if cfg.optimizer == "lbfgs":  # curvature history refers to the old basis
-                    opt.state.clear()
-            model.train()
-            total, count, interrupted = 0.0, 0, False
-            if cfg.optimizer == "lbfgs":
-                def closure():
-                    opt.zero_grad()
-                    loss = objective(Xtr, ytr)
-                    loss.backward()
-                    return loss
-                loss = opt.step(closure)
-                total, count = float(loss.detach()) * len(Xtr), len(Xtr)
-            else:
-                order = torch.randperm(len(Xtr), generator=gen)
-                for i in range(0, len(Xtr), batch):
-                    idx = order[i:i + batch]
-                    opt.zero_grad()
-                    loss = objective(Xtr[idx], ytr[idx])
-                    if not torch.isfinite(loss):
-                        total = math.nan
-                        break
-                    loss.backward()
-                    opt.step()
-                    total += loss.item() * len(idx)
-                    count += len(idx)
-                    if stop is not None and stop.is_set():
-                        interrupted = True
-                        break
-            train_loss = total / max(count, 1)
-            val_loss, val_metrics = _validate(model, Xva, yva, loss_fn, dataset, classification)
-            elapsed = time.perf_counter() - start
-            lr = opt.param_groups[0]["lr"]
-            if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-                model.load_state_dict(best_state)
-                hist.stopped = "diverged"
-                hist.message = (
-                    f"Training diverged at epoch {epoch} (the loss became NaN or infinite). "
-                    f"Restored the best weights, from epoch {hist.best_epoch}. Try a smaller "
-                    f"learning rate than {lr:g}" + (", or a smaller sparsity weight"
-                                                    if cfg.sparsity else "") + "."
-                )
+            train_loss, interrupted = loop.run_epoch(epoch)
+            val_loss, val_metrics = loop.validate()
+            if loop.diverged(hist, epoch, train_loss, val_loss):
                 break
-            hist.epochs.append(epoch)
-            hist.train_loss.append(train_loss)
-            hist.val_loss.append(val_loss)
-            hist.val_metrics.append(val_metrics)
-            hist.lr.append(lr)
-            hist.elapsed.append(elapsed)
-            if val_loss < best_val - cfg.min_delta:
-                best_val, best_state, hist.best_epoch = val_loss, _state(model), epoch
-                bad_epochs, plateau = 0, 0
-            else:
-                bad_epochs += 1
-                plateau += 1
+            progress = loop.record(hist, epoch, train_loss, val_loss, val_metrics)
             if callback is not None:
-                callback(EpochProgress(epoch, cfg.epochs, train_loss, val_loss, val_metrics, lr,
-                                       elapsed, model))
-            if interrupted or (stop is not None and stop.is_set()):
-                hist.stopped, hist.message = "stopped", f"Stopped by request at epoch {epoch}."
+                callback(progress)
+            if loop.should_stop(hist, progress, interrupted):
                 break
-            if cfg.patience is not None and bad_epochs >= cfg.patience:
-                hist.stopped = "early_stopping"
-                hist.message = (f"Early stopping at epoch {epoch}: no validation improvement "
-                                f"for {cfg.patience} epochs.")
-                break
-            if cfg.max_seconds is not None and elapsed >= cfg.max_seconds:
-                hist.stopped = "time_limit"
-                hist.message = f"Time limit of {cfg.max_seconds:g} s reached at epoch {epoch}."
-                break
-            if (cfg.plateau_patience is not None and plateau >= cfg.plateau_patience
-                    and cfg.optimizer != "lbfgs"):
-                for group in opt.param_groups:
-                    group["lr"] = max(cfg.min_lr, group["lr"] * cfg.plateau_factor)
-                plateau = 0
     finally:
-        if recorder is not None:
-            recorder.close()
-    if hist.best_epoch:
-        model.load_state_dict(best_state)
-    model.eval()
-    hist.seconds = time.perf_counter() - start
-    hist.metrics = evaluate(model, dataset, "test")
-    return hist
+        loop.close()
+    return loop.finish(hist, dataset)
+
+
+@dataclass
+class _Data:
+    """The tensors of one fit: training rows, validation rows, and the loss comparing outputs."""
+
+    Xtr: torch.Tensor
+    ytr: torch.Tensor
+    Xva: torch.Tensor
+    yva: torch.Tensor
+    classification: bool
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+    @staticmethod
+    def of(dataset: Dataset, cfg: TrainConfig) -> _Data:
+        classification = dataset.task == "classification"
+        tr_idx, va_idx = _split_validation(dataset, cfg.val_fraction, cfg.seed)
+        X_all = torch.as_tensor(dataset.X_train, dtype=torch.float32)
+        y_dtype = torch.long if classification else torch.float32
+        y_all = torch.as_tensor(dataset.y_train, dtype=y_dtype)
+        loss_fn = nn.CrossEntropyLoss() if classification else nn.MSELoss()
+        return _Data(X_all[tr_idx], y_all[tr_idx], X_all[va_idx], y_all[va_idx], classification,
+                     loss_fn)
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser ``cfg`` names, over the model's trainable parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "lbfgs":
+        return torch.optim.LBFGS(params, lr=cfg.lr, max_iter=cfg.lbfgs_iter, history_size=20,
+                                 line_search_fn="strong_wolfe", tolerance_grad=1e-12,
+                                 tolerance_change=1e-16)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+class _Loop:
+    """What lives across the epochs of one fit: optimiser, objective, best weights, counters.
+
+    Each method is one step of ``fit``'s loop: run an epoch, validate, check for divergence,
+    record, decide whether to stop (and otherwise lower the learning rate on a plateau).
+    """
+
+    def __init__(self, model: nn.Module, data: _Data, cfg: TrainConfig, stop: Any) -> None:
+        self.model, self.data, self.cfg, self.stop = model, data, cfg, stop
+        self.opt = make_optimizer(model, cfg)
+        n = len(data.Xtr)
+        self.batch = n if (cfg.batch_size is None or cfg.optimizer == "lbfgs") else cfg.batch_size
+        self.layers = spline_layers(model)
+        self.recorder = _InputRecorder(self.layers) if cfg.sparsity > 0 and self.layers else None
+        self.aux = getattr(model, "auxiliary_loss", None)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.grid_sample = data.Xtr[torch.randperm(n, generator=self.gen)[:2000]]
+        self.best_val, self.best_state = math.inf, _state(model)
+        self.bad_epochs = self.plateau = 0
+        self.start = time.perf_counter()
+
+    def objective(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        """Data loss plus the KAN sparsity penalty and the mixtures' auxiliary losses."""
+        loss = self.data.loss_fn(self.model(xb), yb)
+        if self.recorder is not None:
+            loss = loss + self.cfg.sparsity * self.recorder.penalty(self.cfg.entropy_weight)
+        if self.aux is not None and self.cfg.aux_weight:
+            loss = loss + self.cfg.aux_weight * self.aux()
+        return loss
+
+    def run_epoch(self, epoch: int) -> tuple[float, bool]:
+        """One pass over the training rows: (mean training loss, interrupted by a stop)."""
+        cfg, data = self.cfg, self.data
+        if (epoch <= cfg.grid_update_epochs and self.layers
+                and (epoch - 1) % max(1, cfg.grid_update_every) == 0):
+            update_grids(self.model, self.grid_sample)
+            if cfg.optimizer == "lbfgs":  # curvature history refers to the old basis
+                self.opt.state.clear()
+        self.model.train()
+        if cfg.optimizer == "lbfgs":
+            def closure():
+                self.opt.zero_grad()
+                loss = self.objective(data.Xtr, data.ytr)
+                loss.backward()
+                return loss
+            return float(self.opt.step(closure).detach()), False
+        total, count = 0.0, 0
+        order = torch.randperm(len(data.Xtr), generator=self.gen)
+        for i in range(0, len(data.Xtr), self.batch):
+            idx = order[i:i + self.batch]
+            self.opt.zero_grad()
+            loss = self.objective(data.Xtr[idx], data.ytr[idx])
+            if not torch.isfinite(loss):
+                return math.nan, False
+            loss.backward()
+            self.opt.step()
+            total += loss.item() * len(idx)
+            count += len(idx)
+            if self.stop is not None and self.stop.is_set():
+                return total / count, True
+        return total / max(count, 1), False
+
+    def validate(self) -> tuple[float, dict[str, float]]:
+        """Loss and metrics on the validation rows (model space)."""
+        return _validate(self.model, self.data)
+
+    @property
+    def lr(self) -> float:
+        return self.opt.param_groups[0]["lr"]
+
+    def diverged(self, hist: History, epoch: int, train_loss: float, val_loss: float) -> bool:
+        """On a NaN/Inf loss: restore the best weights, say what happened; True to stop."""
+        if math.isfinite(train_loss) and math.isfinite(val_loss):
+            return False
+        self.model.load_state_dict(self.best_state)
+        hist.stopped = "diverged"
+        hist.message = (
+            f"Training diverged at epoch {epoch} (the loss became NaN or infinite). "
+            f"Restored the best weights, from epoch {hist.best_epoch}. Try a smaller "
+            f"learning rate than {self.lr:g}" + (", or a smaller sparsity weight"
+                                                 if self.cfg.sparsity else "") + "."
+        )
+        return True
+
+    def record(self, hist: History, epoch: int, train_loss: float, val_loss: float,
+               val_metrics: dict[str, float]) -> EpochProgress:
+        """Append the epoch to the history and keep the weights when validation improved."""
+        elapsed, lr = time.perf_counter() - self.start, self.lr
+        hist.epochs.append(epoch)
+        hist.train_loss.append(train_loss)
+        hist.val_loss.append(val_loss)
+        hist.val_metrics.append(val_metrics)
+        hist.lr.append(lr)
+        hist.elapsed.append(elapsed)
+        if val_loss < self.best_val - self.cfg.min_delta:
+            self.best_val, self.best_state, hist.best_epoch = val_loss, _state(self.model), epoch
+            self.bad_epochs = self.plateau = 0
+        else:
+            self.bad_epochs += 1
+            self.plateau += 1
+        return EpochProgress(epoch, self.cfg.epochs, train_loss, val_loss, val_metrics, lr,
+                             elapsed, self.model)
+
+    def should_stop(self, hist: History, p: EpochProgress, interrupted: bool) -> bool:
+        """Stop request, early stopping or time limit (sets why); else the plateau schedule."""
+        cfg, epoch = self.cfg, p.epoch
+        if interrupted or (self.stop is not None and self.stop.is_set()):
+            hist.stopped, hist.message = "stopped", f"Stopped by request at epoch {epoch}."
+            return True
+        if cfg.patience is not None and self.bad_epochs >= cfg.patience:
+            hist.stopped = "early_stopping"
+            hist.message = (f"Early stopping at epoch {epoch}: no validation improvement "
+                            f"for {cfg.patience} epochs.")
+            return True
+        if cfg.max_seconds is not None and p.elapsed >= cfg.max_seconds:
+            hist.stopped = "time_limit"
+            hist.message = f"Time limit of {cfg.max_seconds:g} s reached at epoch {epoch}."
+            return True
+        if (cfg.plateau_patience is not None and self.plateau >= cfg.plateau_patience
+                and cfg.optimizer != "lbfgs"):
+            for group in self.opt.param_groups:
+                group["lr"] = max(cfg.min_lr, group["lr"] * cfg.plateau_factor)
+            self.plateau = 0
+        return False
+
+    def close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
+
+    def finish(self, hist: History, dataset: Dataset) -> History:
+        """Best weights back in the model, total time and the test metrics in raw units."""
+        if hist.best_epoch:
+            self.model.load_state_dict(self.best_state)
+        self.model.eval()
+        hist.seconds = time.perf_counter() - self.start
+        hist.metrics = evaluate(self.model, dataset, "test")
+        return hist
 
 
 def _state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -384,15 +451,14 @@ def _state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def _validate(model, Xva, yva, loss_fn, dataset, classification):
+def _validate(model: nn.Module, data: _Data) -> tuple[float, dict[str, float]]:
     model.eval()
+    Xva, yva = data.Xva, data.yva
     out = torch.cat([model(Xva[i:i + 4096]) for i in range(0, len(Xva), 4096)])
-    loss = float(loss_fn(out, yva))
-    if classification:
-        metrics = classification_metrics(yva.numpy(), out.numpy())
-    else:
-        metrics = regression_metrics(yva.numpy(), out.numpy())
-    return loss, metrics
+    loss = float(data.loss_fn(out, yva))
+    if data.classification:
+        return loss, classification_metrics(yva.numpy(), out.numpy())
+    return loss, regression_metrics(yva.numpy(), out.numpy())
 
 
 # ---------------------------------------------------------------------------- save / load

@@ -7,17 +7,27 @@ import sympy
 
 from kamoe import viz
 from kamoe.data import feynman_equation, feynman_ids
+from kamoe.state import (
+    CATALOG,
+    CSV_DECIMALS,
+    CSV_SEPARATORS,
+    DATA_FAMILIES,
+    FAMILY_LABELS,
+    numeric_options,
+)
 from pages import ui_common as ui
 
-ui.page_setup()
+s = ui.page_setup()
+d = s.data  # the Data page's choice lives in the session's state object
 st.title("Data")
 st.caption("Pick the data to learn from. The choice is kept when you move to other pages.")
 
 left, right = st.columns([1, 2])
 with left:
-    family = ui.persistent(st.selectbox, "Dataset", "family", options=ui.FAMILIES,
-                           format_func=lambda f: ui.FAMILY_LABELS[f])
-    entry = ui.CATALOG[family]
+    d.family = ui.persistent(st.selectbox, "Dataset", "family", d.family,
+                             options=DATA_FAMILIES, format_func=lambda f: FAMILY_LABELS[f])
+    family = d.family
+    entry = CATALOG[family]
     st.caption(entry["description"])
     if family == "feynman":
         ids = feynman_ids()
@@ -25,38 +35,54 @@ with left:
         def _eq_label(i: str) -> str:
             return f"{i}: {feynman_equation(i).title}"
 
-        eq_id = ui.persistent(st.selectbox, "Feynman equation", "eq_id", options=ids,
-                              format_func=_eq_label)
+        d.eq_id = ui.persistent(st.selectbox, "Feynman equation", "eq_id", d.eq_id, options=ids,
+                                format_func=_eq_label)
     elif family == "california":
-        ui.persistent(st.text_input, "Data folder (data home)", "data_home",
-                      help="Folder holding scikit-learn's cal_housing cache "
-                           "(e.g. ../shared/data/sklearn). Empty: scikit-learn's default folder.")
-        ui.persistent(st.checkbox, "Allow download from the internet", "allow_download")
+        d.data_home = ui.persistent(
+            st.text_input, "Data folder (data home)", "data_home", d.data_home,
+            help="Folder holding scikit-learn's cal_housing cache (e.g. ../shared/data/sklearn)."
+                 " Empty: scikit-learn's default folder.")
+        d.allow_download = ui.persistent(st.checkbox, "Allow download from the internet",
+                                         "allow_download", d.allow_download)
     elif family == "crypto":
-        ui.persistent(st.text_input, "Folder of CryptoDataDownload hourly CSVs", "crypto_path",
-                      placeholder="/path/to/crypto")
+        d.crypto_path = ui.persistent(st.text_input, "Folder of CryptoDataDownload hourly CSVs",
+                                      "crypto_path", d.crypto_path, placeholder="/path/to/crypto")
     elif family == "csv":
         up = st.file_uploader("CSV file (at most 25 MB)", type=["csv", "txt", "tsv"],
                               key="csv_upload")
         if up is not None:
-            ui.keep("upload_name", up.name)
-            ui.keep("upload_bytes", up.getvalue())
-        elif ui.kept("upload_name"):
-            st.caption(f"Using the uploaded file **{ui.kept('upload_name')}**.")
-        ui.persistent(st.text_input, "Target column (empty: the last column)", "csv_target")
-    numeric = {k: v for k, v in entry["options"].items() if v["type"] in ("int", "float")
-               and v["default"] is not None}
+            d.upload_name, d.upload_bytes = up.name, up.getvalue()
+        elif d.upload_name:
+            st.caption(f"Using the uploaded file **{d.upload_name}**.")
+        d.csv_target = ui.persistent(st.text_input, "Target column (empty: the last column)",
+                                     "csv_target", d.csv_target)
+        with st.expander("CSV options", expanded=d.csv_sep != "auto" or d.csv_decimal != "auto"
+                         or bool(d.csv_features)):
+            d.csv_sep = ui.persistent(st.selectbox, "Column separator", "csv_sep", d.csv_sep,
+                                      options=list(CSV_SEPARATORS),
+                                      format_func=CSV_SEPARATORS.get)
+            d.csv_decimal = ui.persistent(
+                st.selectbox, "Decimal separator", "csv_decimal", d.csv_decimal,
+                options=list(CSV_DECIMALS), format_func=CSV_DECIMALS.get,
+                help="'detect' reads 1,5 as one and a half in files separated by ; or TAB.")
+            d.csv_features = ui.persistent(
+                st.text_input, "Input columns (empty: all but the target)", "csv_features",
+                d.csv_features, placeholder="e.g. age, income",
+                help="Comma-separated column names; leave out text columns with many values.")
+    numeric = numeric_options(family)
     if numeric:
         with st.expander("Options"):
+            values = d.options.setdefault(family, {})
             for opt, spec in numeric.items():
                 kw = {"step": 1} if spec["type"] == "int" else {"step": 0.05, "format": "%.3f"}
-                ui.persistent(st.number_input, opt, f"opt_{family}_{opt}", help=spec["help"],
-                              **kw)
+                values[opt] = ui.persistent(st.number_input, opt, f"opt_{family}_{opt}",
+                                            values.get(opt, spec["default"]), help=spec["help"],
+                                            **kw)
 
 ds, error, label = ui.current_dataset()
 with right:
     if family == "feynman":
-        eq = feynman_equation(ui.kept("eq_id"))
+        eq = feynman_equation(d.eq_id)
         st.markdown(f"**{eq.id}**: {eq.title}")
         st.latex(f"{eq.output} = " + sympy.latex(eq.expr))
         st.caption("Variables and sampling ranges: " + ", ".join(

@@ -7,14 +7,11 @@ import streamlit as st
 import sympy
 
 from kamoe import viz
-from kamoe.interpret import kan_chain
-from kamoe.session import USER_ERRORS, function_job
+from kamoe.errors import USER_ERRORS
 from kamoe.symbolic import (
     LIBRARY,
     evaluate,
-    extract_formula,
     r2_score,
-    symbolic_state,
     to_latex,
     to_python,
     to_sympy_string,
@@ -22,6 +19,7 @@ from kamoe.symbolic import (
 from pages import ui_common as ui
 
 run, ds = ui.run_page("Formula")
+session = ui.state()
 st.caption(f"Run {run.label}")
 if ds.task != "regression" or ds.output_dim != 1 or ds.kind != "tabular":
     st.info("Formulas are extracted for tabular regression data with one target (Feynman "
@@ -33,41 +31,34 @@ net_r2 = (run.history.metrics.get("r2") if run.history else None)
 symbols = [sympy.Symbol(n) for n in ds.feature_names]
 
 # ---------------------------------------------------------------------------- per-edge
-state = None
-try:
-    if run.model_name != "kan" or kan_chain(run.model) is None:
-        raise ValueError("not a plain B-spline KAN")
-    state = symbolic_state(run.model, ds)
-except USER_ERRORS:
+state = run.symbolic_state(ds)  # the run owns it; use it under run.lock
+if state is None:
     st.info(f"Per-edge symbolic fitting needs a plain B-spline KAN (model `kan`); this run is "
             f"`{run.model_name}`. **Extract formula** below still searches a formula from the "
             "data (and trains its own small KAN when needed).")
 
 # ---------------------------------------------------------------------------- automatic
 st.subheader("Automatic extraction")
-jobs: dict = st.session_state["formula_jobs"]
-fjob = jobs.get(run.id)
+fjob = session.formula_jobs.get(run.id)
 busy = fjob is not None and fjob.running
 c1, c2 = st.columns([1, 3])
 limit = c1.number_input("Time limit (s)", min_value=5, max_value=300, value=30, step=5,
                         key="fx_limit")
 if c2.button("Extract formula", type="primary", key="fx_extract", disabled=busy):
-    model = run.model if state is not None else None
-    fjob = function_job(extract_formula, "formula", f"formula of {run.label}", dataset=ds,
-                        model=model, time_limit=float(limit),
-                        seed=int(st.session_state.get("seed", 0))).start()
-    jobs[run.id] = fjob
+    fjob = session.start_formula(run, ds, float(limit))
     busy = True
 
 
 def formula_progress() -> None:
-    j = st.session_state["formula_jobs"].get(run.id)
+    j = session.formula_jobs.get(run.id)
     if j is None:
         return
     if not j.running:
         if not j.collected:
-            j.collected = True
             st.rerun()
+        return
+    if j.queued:
+        st.info(ui.queue_text(j), icon=":material/hourglass_top:")
         return
     p = j.progress()
     st.progress(p.fraction, text=f"Extracting: {p.text or 'starting...'}")
@@ -75,13 +66,8 @@ def formula_progress() -> None:
 
 if busy:
     st.fragment(run_every=0.5)(formula_progress)()
-elif fjob is not None:
-    fjob.collected = True
-    p = fjob.progress()
-    if p.status == "error":
-        st.error(f"Extraction failed: {p.message}")
-    elif fjob.result is not None:
-        st.session_state["formulas"][run.id] = fjob.result
+elif fjob is not None and fjob.progress().status == "error":
+    st.error(f"Extraction failed: {fjob.progress().message}")
 
 
 
@@ -126,7 +112,7 @@ def show_result(result) -> None:
             st.download_button(f"Download {name}", text, file_name=fname, key=f"dl_{name}")
 
 
-result = st.session_state["formulas"].get(run.id)
+result = run.formula  # the newest formula found for this run (kept in the run store)
 if result is None:
     st.caption("Press **Extract formula**: it tries an exact monomial fit, then index "
                "searches, then fits every edge of a KAN, and keeps the best formula.")
@@ -139,7 +125,7 @@ def edge_by_edge(state) -> None:
     keys = state.edge_keys()
     key = st.selectbox("Edge (layer, out, in)", keys, key="fx_edge",
                        format_func=lambda k: f"layer {k[0]}: input {k[2]} → node {k[1]}")
-    with st.spinner("Fitting library functions to this edge..."):
+    with st.spinner("Fitting library functions to this edge..."), run.lock:
         cands = state.suggest(*key)
     table = pd.DataFrame([c.as_dict() for c in cands])
     st.dataframe(table[["function", "r2", "complexity", "score", "a", "b", "c", "d"]],
@@ -154,25 +140,31 @@ def edge_by_edge(state) -> None:
                       index=sorted(LIBRARY).index(cands[0].name) if cands else 0)
     if c2.button("Fix edge", key="fx_fix"):
         try:
-            cand = state.fix(*key, fn)
+            with run.lock:
+                cand = state.fix(*key, fn)
+            session.persist(run)
             st.toast(f"Edge {key} set to {cand.name} (R² {cand.r2:.4f})")
         except USER_ERRORS as err:
             st.error(str(err))
     if c3.button("Clear manual choices", key="fx_clear"):
-        for k in list(state.fixed):
-            state.unfix(*k)
-    fixed = state.edges()
+        with run.lock:
+            for k in list(state.fixed):
+                state.unfix(*k)
+        session.persist(run)
+    with run.lock:
+        fixed = state.edges()
     st.dataframe(fixed, hide_index=True, height=200)
     if st.button("Compose formula from the edges", key="fx_compose"):
-        with st.spinner("Fitting the remaining edges and composing..."):
+        with st.spinner("Fitting the remaining edges and composing..."), run.lock:
             state.auto()
             expr = state.formula()
         pred = evaluate(expr, symbols, ds.raw_X("test"))
         r2 = r2_score(pred, ds.raw_y("test").ravel())
-        st.session_state[f"composed_{run.id}"] = (expr, r2)
-    composed = st.session_state.get(f"composed_{run.id}")
+        run.set_composed(expr, r2)
+        session.persist(run)
+    composed = run.composed
     if composed is not None:
-        expr, r2 = composed
+        expr, r2 = composed.expr, composed.r2_test
         st.latex(to_latex(expr))
         st.caption(f"Composed from the edges: test R² {r2:.6f} (network: "
                    f"{net_r2:.6f})" if net_r2 is not None else f"test R² {r2:.6f}")

@@ -29,7 +29,7 @@ If the experts specialise, the gate's choices tell you *which kind of input* eac
   later whether the formula found is the right one. Histograms show where the data lies.
 - **Train**: pick a model and press **Train**. The bar and the live loss curves update while it
   trains in the background; **Stop** ends it after the current epoch and keeps the best weights.
-  Every run is kept; the sidebar selects which one the other pages show.
+  Every run is saved; the sidebar selects which one the other pages show.
 - **Splines**: the trained KAN drawn like pykan does: each edge shows its small curve, and faint
   edges matter little. Below: all curves of a layer, then one edge with the data it saw.
 - **Routing** (mixtures only): how the gate spreads samples over experts, whether that depends on
@@ -40,6 +40,8 @@ If the experts specialise, the gate's choices tell you *which kind of input* eac
   Export it as LaTeX, Python or sympy.
 - **Compare**: standard networks vs MoE vs KAMoE trained briefly on your data, next to the numbers
   published with the KAMoE code for California housing.
+- **Runs**: every saved run, still there after a refresh or a restart: rename, download one as
+  a file, upload it back (on another machine too), delete.
 
 ### 4. A first tour (two clicks)
 The app opens on the Feynman equation II.3.24,

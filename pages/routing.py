@@ -41,7 +41,7 @@ ui.explain(f"The test samples are split by **{group_name}** (the true regime for
            "between groups, the experts have specialised on those groups.")
 
 st.subheader("Routing entropy over training")
-record = run.routing.frame() if run.routing is not None else None
+record = run.routing  # per-epoch routing records (a DataFrame), kept with the run
 if record is not None and len(record):
     ui.plot(viz.entropy_over_epochs(record, max_entropy=s.max_entropy), key="rt_entropy")
     ui.explain("Mean entropy of the normalised gate weights on a fixed probe set after every "

@@ -1,12 +1,14 @@
-"""Helpers shared by the dashboard pages: session state, dataset loading, cached derived data.
+"""Helpers shared by the dashboard pages: the session's state object, widgets that remember
+their value, dataset loading and cached derived data.
 
-Streamlit only: reads and writes ``st.session_state`` and wraps library calls in caches keyed by
-run id. No maths here; every number comes from ``kamoe``.
+Streamlit only: ``st.session_state["kamoe"]`` holds the one :class:`kamoe.state.SessionState`
+of the browser session; everything else in ``st.session_state`` is Streamlit's own widget state.
+No maths and no policy here; every number and default comes from ``kamoe``.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,189 +16,111 @@ import pandas as pd
 import streamlit as st
 
 from kamoe import interpret
-from kamoe.data import DataError, Dataset, catalog, load
-from kamoe.session import DEFAULT_FEYNMAN_ID, Job, Run, configure_torch_threads
+from kamoe.data import Dataset
+from kamoe.errors import USER_ERRORS
+from kamoe.jobs import Job, configure_torch_threads
+from kamoe.runs import DatasetRequest, Run
+from kamoe.state import SessionState
 
-FAMILIES = ["feynman", "california", "diabetes", "friedman1", "digits", "moons", "iris",
-            "regimes", "crypto", "csv"]
-FAMILY_LABELS = {
-    "feynman": "Feynman equation", "california": "California housing", "diabetes": "Diabetes",
-    "friedman1": "Friedman #1", "digits": "Digits (8x8 images)", "moons": "Two moons",
-    "iris": "Iris", "regimes": "Regimes (sequential)", "crypto": "Crypto CSV folder",
-    "csv": "Upload a CSV",
-}
-CATALOG = {c["name"]: c for c in catalog()}
-
-# Values that outlive page switches (widget keys are cleaned when their page is not shown).
-DEFAULTS: dict[str, Any] = {
-    "family": "feynman", "eq_id": DEFAULT_FEYNMAN_ID, "data_home": os.environ.get(
-        "KAMOE_DATA_HOME", ""), "allow_download": False, "crypto_path": "", "csv_target": "",
-    "upload_name": None, "upload_bytes": None,
-}
-
+STATE_KEY = "kamoe"
 
 # ---------------------------------------------------------------------------- state
 
 
-def init_state() -> None:
-    """Create the session's containers once."""
+def state() -> SessionState:
+    """This browser session's state (created, with the stored runs listed, on first use)."""
     ss = st.session_state
-    if "runs" not in ss:
+    if STATE_KEY not in ss:
         configure_torch_threads()
-    ss.setdefault("runs", [])
-    ss.setdefault("job", None)
-    ss.setdefault("compare_job", None)
-    ss.setdefault("formula_jobs", {})
-    ss.setdefault("formulas", {})
-    ss.setdefault("notice", None)
-    for k, v in DEFAULTS.items():
-        ss.setdefault(f"keep_{k}", v)
-    for name, entry in CATALOG.items():
-        for opt, spec in entry["options"].items():
-            if spec["type"] in ("int", "float") and spec["default"] is not None:
-                ss.setdefault(f"keep_opt_{name}_{opt}", spec["default"])
+        ss[STATE_KEY] = SessionState()
+    return ss[STATE_KEY]
 
 
-def page_setup() -> None:
-    """Idempotent start of every page: state containers and finished jobs collected.
+def page_setup() -> SessionState:
+    """Idempotent start of every page: the state object, finished jobs collected.
 
     The entry point does this too; pages repeat it because AppTest's switch_page runs a page
     script on its own.
     """
-    init_state()
-    harvest_jobs()
+    s = state()
+    s.collect()
+    return s
 
 
-def kept(key: str) -> Any:
-    """The persisted value behind a page widget."""
-    return st.session_state.get(f"keep_{key}", DEFAULTS.get(key))
+def persistent(widget: Callable[..., Any], label: str, key: str, value: Any,
+               wkey: str | None = None, **kwargs: Any) -> Any:
+    """``widget`` showing ``value`` the first time it is drawn on a page visit; returns its value.
 
-
-def keep(key: str, value: Any) -> None:
-    st.session_state[f"keep_{key}"] = value
-
-
-def persistent(widget: Any, label: str, key: str, **kwargs: Any) -> Any:
-    """Create ``widget`` whose value survives page switches (stored under keep_<key>)."""
-    wkey = f"w_{key}"
+    Streamlit forgets a widget's value when its page is not shown, so the caller keeps the
+    returned value in the state object and passes it back as ``value`` next time.
+    """
+    wkey = wkey or f"w_{key}"
     if wkey not in st.session_state:
-        st.session_state[wkey] = kept(key)
-    value = widget(label, key=wkey, **kwargs)
-    keep(key, value)
+        st.session_state[wkey] = value
+    return widget(label, key=wkey, **kwargs)
+
+
+def remembered(widget: Callable[..., Any], label: str, key: str, default: Any,
+               **kwargs: Any) -> Any:
+    """A widget whose value lives in the state's form values under ``key`` (default first)."""
+    form = state().form
+    value = persistent(widget, label, key, form.get(key, default), wkey=key, **kwargs)
+    form[key] = value
     return value
 
 
+def forget(prefix: str) -> None:
+    """Drop remembered form values and widget state whose key starts with ``prefix``."""
+    form = state().form
+    for key in [k for k in form if k.startswith(prefix)]:
+        form.pop(key)
+    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(prefix)]:
+        del st.session_state[key]
+
+
 def runs() -> list[Run]:
-    return st.session_state.get("runs", [])
+    return state().runs
 
 
 def active_run() -> Run | None:
-    """The run selected in the sidebar (the newest one by default)."""
-    rs = runs()
-    if not rs:
-        return None
-    wanted = st.session_state.get("active_run")
-    for r in rs:
-        if r.id == wanted:
-            return r
-    return rs[-1]
+    return state().active_run()
 
 
 def job() -> Job | None:
-    return st.session_state.get("job")
-
-
-def harvest_jobs() -> None:
-    """Move a finished training job's run into the runs list (once) and note how it ended."""
-    j: Job | None = st.session_state.get("job")
-    if j is None or j.running or j.collected:
-        return
-    j.collected = True
-    p = j.progress()
-    run = st.session_state.get("pending_run")
-    if p.status in ("done", "stopped") and run is not None and run.history is not None:
-        st.session_state["runs"] = [*runs(), run]
-        st.session_state["select_run"] = run.id
-        kind = "warning" if p.status == "stopped" or run.history.stopped == "stopped" else "success"
-        h = run.history
-        text = h.message or (f"Training finished: {len(h.epochs)} epochs in {h.seconds:.1f} s "
-                             f"(best validation loss at epoch {h.best_epoch}).")
-        if run.history.stopped == "stopped":
-            text = f"Training stopped: {text}"
-        st.session_state["notice"] = (kind, text)
-    else:
-        st.session_state["notice"] = ("error", f"Training failed: {p.message}")
-    st.session_state["pending_run"] = None
+    """This session's training job (queued, running or finished), or None."""
+    return state().training
 
 
 # ---------------------------------------------------------------------------- datasets
 
 
-def dataset_request() -> tuple[str, dict[str, Any], bytes | None, str]:
-    """(spec, options, uploaded bytes, short label) of the dataset chosen on the Data page."""
-    fam = kept("family")
-    opts: dict[str, Any] = {}
-    for opt, spec in CATALOG[fam]["options"].items():
-        key = f"keep_opt_{fam}_{opt}"
-        if spec["type"] in ("int", "float") and key in st.session_state:
-            opts[opt] = st.session_state[key]
-    data = None
-    if fam == "feynman":
-        spec, label = f"feynman:{kept('eq_id')}", f"Feynman {kept('eq_id')}"
-    elif fam == "crypto":
-        spec, label = f"crypto:{kept('crypto_path')}", "crypto"
-    elif fam == "csv":
-        spec, label = "csv", f"CSV {kept('upload_name') or ''}".strip()
-        data = kept("upload_bytes")
-        if kept("csv_target"):
-            opts["target"] = kept("csv_target")
-    else:
-        spec, label = fam, FAMILY_LABELS[fam]
-    if fam == "california":
-        if kept("data_home"):
-            opts["data_home"] = kept("data_home")
-        if kept("allow_download"):
-            opts["allow_download"] = True
-    return spec, opts, data, label
+def dataset_request() -> DatasetRequest:
+    """The dataset chosen on the Data page, with the sidebar's seed."""
+    return state().request()
 
 
 @st.cache_resource(show_spinner="Loading data...", max_entries=12)
-def _load_cached(spec: str, seed: int, options: tuple, data: bytes | None) -> Dataset:
-    kwargs = dict(options)
-    if data is not None:
-        kwargs["data"] = data
-    return load(spec, seed=seed, **kwargs)
+def _load_cached(key: tuple, _request: DatasetRequest) -> Dataset:
+    return _request.load()
 
 
-def dataset_key() -> tuple:
-    spec, opts, data, _ = dataset_request()
-    return (spec, int(st.session_state.get("seed", 0)), tuple(sorted(opts.items())),
-            None if data is None else hash(data))
+def load_dataset(request: DatasetRequest) -> tuple[Dataset | None, str | None]:
+    """(dataset, None) or (None, the message saying what is wrong and how to fix it)."""
+    if request.spec == "csv" and request.data is None:
+        return None, "Upload a CSV file on the Data page to use your own data."
+    try:
+        return _load_cached(request.key, request), None
+    except USER_ERRORS as err:
+        return None, str(err)
+    except OSError as err:
+        return None, f"Could not load {request.label}: {err}"
 
 
 def current_dataset() -> tuple[Dataset | None, str | None, str]:
-    """(dataset, error message, label) for the current choice; errors are DataError messages."""
-    spec, opts, data, label = dataset_request()
-    if spec == "csv" and data is None:
-        return None, "Upload a CSV file on the Data page to use your own data.", label
-    try:
-        ds = _load_cached(spec, int(st.session_state.get("seed", 0)),
-                          tuple(sorted(opts.items())), data)
-    except DataError as err:
-        return None, str(err), label
-    except (ValueError, OSError) as err:
-        return None, f"Could not load {label}: {err}", label
-    return ds, None, label
-
-
-def dataset_for_run(run: Run) -> Dataset | None:
-    """The dataset a run was trained on (from the cache; reloaded if it was evicted)."""
-    spec, seed, options, _ = run.dataset_key
-    data = st.session_state.get(f"run_data_{run.id}")
-    try:
-        return _load_cached(spec, seed, options, data)
-    except (DataError, ValueError, OSError):
-        return None
+    """(dataset, error message, label) for the Data page's choice."""
+    request = dataset_request()
+    ds, error = load_dataset(request)
+    return ds, error, request.label
 
 
 def preview_frame(ds: Dataset, split: str = "train", max_rows: int | None = None) -> pd.DataFrame:
@@ -280,21 +204,32 @@ def need_run() -> Run | None:
     return run
 
 
+def queue_text(j: Job) -> str:
+    """Where a queued job stands: its place in line and how busy the server is."""
+    s = state()
+    p = j.progress()
+    running, waiting = s.queue.counts()
+    return (f"Waiting for a free training slot: number {p.position} of {waiting} in line; "
+            f"{running} of {s.queue.capacity} slots busy.")
+
+
 def sidebar_job_status() -> None:
     """Training status in the sidebar on other pages; a full rerun when the job ends."""
     j = job()
     if j is None:
         return
-    if not j.running:
+    if not j.active:
         if not j.collected:
             st.rerun()
         return
-    p = j.progress()
-    st.progress(p.fraction, text=f"training {j.label}")
+    if j.queued:
+        st.caption(f"{j.label}: {queue_text(j)}")
+    else:
+        st.progress(j.progress().fraction, text=f"training {j.label}")
 
 
 def show_notice() -> None:
-    note = st.session_state.get("notice")
+    note = state().notice
     if note:
         kind, text = note
         getattr(st, kind)(text)
@@ -304,15 +239,28 @@ def plot(fig: Any, key: str | None = None) -> None:
     st.plotly_chart(fig, width="stretch", key=key)
 
 
+def run_dataset(run: Run) -> tuple[Dataset | None, str | None]:
+    """The dataset a run was trained on, rebuilt from its request (cached)."""
+    ds, error = load_dataset(run.request)
+    if ds is None:
+        return None, (f"The data of run {run.label} could not be rebuilt: {error}")
+    return ds, None
+
+
 def run_page(title: str) -> tuple[Run, Dataset]:
     """Start a page that looks at the active run: title, run and its data, or stop with a hint."""
-    page_setup()
+    s = page_setup()
     st.title(title)
     run = need_run()
     if run is None:
         st.stop()
-    ds = dataset_for_run(run)
+    try:
+        s.ensure_model(run)
+    except USER_ERRORS as err:
+        st.error(f"Run {run.label} cannot be shown: {err}")
+        st.stop()
+    ds, error = run_dataset(run)
     if ds is None:
-        st.error("The data of this run could not be reloaded; train it again.")
+        st.error(error)
         st.stop()
     return run, ds

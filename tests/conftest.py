@@ -1,7 +1,10 @@
-"""Shared fixtures: a real streamlit server and a Debian-chromium browser for the e2e tests.
+"""Shared fixtures: an empty run store for every test session, and a real streamlit server and
+a Debian-chromium browser for the e2e tests.
 
-The app tests (AppTest) clear Streamlit's caches in their own autouse fixture; the fixtures here
-are only built when an e2e test asks for them.
+KAMOE_HOME points at a temporary folder for the whole session (so `kamoe train` in a test never
+writes to ~/.kamoe); the app tests give each test its own. Every e2e server gets its own
+temporary KAMOE_HOME too. The app tests (AppTest) clear Streamlit's caches in their own autouse
+fixture; the browser fixtures are only built when an e2e test asks for them.
 """
 
 from __future__ import annotations
@@ -28,12 +31,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, timeout: float = 60.0) -> subprocess.Popen:
-    """``streamlit run app.py`` on 127.0.0.1:port; returns once /_stcore/health says ok."""
+@pytest.fixture(scope="session", autouse=True)
+def kamoe_home(tmp_path_factory):
+    """An empty run store for the test session (KAMOE_HOME), restored afterwards."""
+    home = tmp_path_factory.mktemp("kamoe-home")
+    before = os.environ.get("KAMOE_HOME")
+    os.environ["KAMOE_HOME"] = str(home)
+    yield home
+    if before is None:
+        os.environ.pop("KAMOE_HOME", None)
+    else:
+        os.environ["KAMOE_HOME"] = before
+
+
+def start_server(port: int, home: Path, timeout: float = 60.0) -> subprocess.Popen:
+    """``streamlit run app.py`` on 127.0.0.1:port with KAMOE_HOME=home; returns once healthy."""
     cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
            "--server.headless=true", f"--server.port={port}", "--server.address=127.0.0.1",
            "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {**os.environ, "KAMOE_HOME": str(home)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env=env)
     deadline = time.time() + timeout
     url = f"http://127.0.0.1:{port}/_stcore/health"
     while time.time() < deadline:
@@ -78,13 +96,39 @@ def chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
-def app_url(chromium):
-    """A streamlit server running app.py for the whole e2e session."""
-    port = free_port()
-    proc = start_server(port)
-    yield f"http://127.0.0.1:{port}"
-    stop_server(proc)
+class AppServer:
+    """A streamlit server of app.py that a test can stop and start again on the same store."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> AppServer:
+        self.proc = start_server(self.port, self.home)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_server(self.proc)
+            self.proc = None
+
+
+@pytest.fixture
+def app_server(chromium, tmp_path):
+    """A running server with its own empty run store (tmp_path/kamoe-home)."""
+    server = AppServer(tmp_path / "kamoe-home").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def app_url(app_server):
+    return app_server.url
 
 
 @pytest.fixture(scope="session")

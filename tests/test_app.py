@@ -11,16 +11,23 @@ from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = ["pages/data.py", "pages/train.py", "pages/splines.py", "pages/routing.py",
-         "pages/formula.py", "pages/compare.py", "pages/guide.py"]
+         "pages/formula.py", "pages/compare.py", "pages/runs.py", "pages/guide.py"]
+TRAIN = "train"  # the Train page's button
 
 
 @pytest.fixture(autouse=True)
-def clear_caches():
+def clear_caches(tmp_path, monkeypatch):
+    monkeypatch.setenv("KAMOE_HOME", str(tmp_path / "kamoe-home"))  # an empty run store
     st.cache_data.clear()
     st.cache_resource.clear()
     yield
     st.cache_data.clear()
     st.cache_resource.clear()
+
+
+def state(at: AppTest):
+    """The session's one state object (kamoe.state.SessionState)."""
+    return at.session_state["kamoe"]
 
 
 def new_app() -> AppTest:
@@ -30,11 +37,11 @@ def new_app() -> AppTest:
     return at
 
 
-def wait_job(at: AppTest, key: str = "job", timeout: float = 60.0) -> None:
-    """Rerun until the background job under session_state[key] has finished."""
+def wait_job(at: AppTest, key: str = "training", timeout: float = 60.0) -> None:
+    """Rerun until the session's background job ``key`` (training, compare) has finished."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        job = at.session_state[key]
+        job = getattr(state(at), key)
         if job is None or not job.running:
             break
         time.sleep(0.2)
@@ -46,7 +53,7 @@ def wait_job(at: AppTest, key: str = "job", timeout: float = 60.0) -> None:
 
 def train_default(at: AppTest) -> None:
     at.switch_page("pages/train.py").run()
-    at.button(key="FormSubmitter:train_form_kan_feynman:II.3.24-Train").click().run()
+    at.button(key=TRAIN).click().run()
     assert not at.exception
     wait_job(at)
 
@@ -73,7 +80,7 @@ def test_default_flow_trains_and_every_page_renders_with_the_model():
     labels = {m.label: m.value for m in at.metric}
     # The default KAN [2, 5, 1] with LBFGS fits Pwr/(4 pi r^2) almost exactly (R^2 > 0.9999).
     assert float(labels["Test R²"]) > 0.9999
-    assert len(at.session_state["runs"]) == 1
+    assert len(state(at).runs) == 1
     for page in PAGES:
         at.switch_page(page).run()
         assert not at.exception, page
@@ -81,7 +88,7 @@ def test_default_flow_trains_and_every_page_renders_with_the_model():
     specs = plotly_specs(at)
     assert len(specs) == 3 and all(len(s["data"]) > 0 for s in specs)
     # Switching pages kept the trained run and never retrained it.
-    assert len(at.session_state["runs"]) == 1
+    assert len(state(at).runs) == 1
 
 
 def test_formula_is_extracted_and_recovered_on_the_default_flow():
@@ -89,7 +96,7 @@ def test_formula_is_extracted_and_recovered_on_the_default_flow():
     train_default(at)
     at.switch_page("pages/formula.py").run()
     at.button(key="fx_extract").click().run()
-    job = next(iter(at.session_state["formula_jobs"].values()))
+    job = next(iter(state(at).formula_jobs.values()))
     assert job.join(60)
     at.run()
     at.run()
@@ -113,8 +120,8 @@ def test_bad_csv_upload_shows_the_loader_message():
 def test_bad_setting_is_a_message_not_a_traceback():
     at = new_app()
     at.switch_page("pages/train.py").run()
-    at.text_input(key="m_kan_feynman:II.3.24_hidden").input("five")  # form: no run before submit
-    at.button(key="FormSubmitter:train_form_kan_feynman:II.3.24-Train").click().run()
+    at.text_input(key="m_kan_feynman:II.3.24_hidden").input("five")
+    at.button(key=TRAIN).click().run()
     assert not at.exception
     assert any("hidden" in e.value for e in at.error)
 
@@ -126,14 +133,14 @@ def test_stop_mid_run_and_a_gated_model_on_routing():
     form = "kamoe-mlp_feynman:II.3.24"
     at.number_input(key=f"t_{form}_epochs").set_value(5000)
     at.number_input(key=f"t_{form}_patience").set_value(0)
-    at.button(key=f"FormSubmitter:train_form_{form}-Train").click().run()
+    at.button(key=TRAIN).click().run()
     time.sleep(1.0)
     at.run()
-    assert at.session_state["job"].running
+    assert state(at).training.running
     at.button(key="stop_training").click().run()
     wait_job(at, timeout=30)
     assert any("stopped" in w.value.lower() for w in at.warning)
-    run = at.session_state["runs"][-1]
+    run = state(at).runs[-1]
     assert run.history.stopped == "stopped" and len(run.history.epochs) < 5000
     at.switch_page("pages/routing.py").run()
     assert not at.exception
@@ -160,30 +167,33 @@ def test_compare_runs_standard_moe_and_kamoe_in_the_background():
     at = new_app()
     at.switch_page("pages/compare.py").run()
     at.multiselect(key="cmp_bases").set_value(["mlp"]).run()
-    at.number_input(key="cmp_epochs").set_value(2).run()
+    at.number_input(key="cmp_epochs_tabular").set_value(2).run()
     at.button(key="cmp_run").click().run()
-    assert at.session_state["compare_job"].join(60)
+    assert state(at).compare.join(60)
     at.run()
     assert not at.exception
-    rows = at.session_state["compare_job"].result
+    rows = state(at).compare.result
     assert [r["model"] for r in rows] == ["mlp", "moe-mlp", "kamoe-mlp"]
     assert [r["gate"] for r in rows] == ["-", "GRN", "GRKAN"]
     assert any("KAMoE" in str(df.value.columns.tolist()) for df in at.dataframe)
 
 
 # ---------------------------------------------------------------------------- the job runner
-# kamoe/session.py is plain Python (no streamlit): tested here without any app.
+# kamoe/jobs.py, kamoe/runs.py and kamoe/recipes.py are plain Python (no streamlit): tested here
+# without any app.
 
 
 def test_training_job_runs_in_a_thread_reports_progress_and_can_be_stopped():
     from kamoe.data import load
-    from kamoe.session import default_train_config, new_run, training_job
+    from kamoe.recipes import training_config
+    from kamoe.runs import DatasetRequest, new_run, training_job
 
     ds = load("feynman:II.3.24", seed=0, n=300)
-    cfg = default_train_config("kan", ds)
+    cfg = training_config("kan", ds)
     assert (cfg.optimizer, cfg.lr, cfg.epochs, cfg.grid_update_epochs) == ("lbfgs", 1.0, 60, 10)
     cfg.epochs, cfg.patience = 100_000, None
-    run = new_run(("k",), ds, "II.3.24", "kan", {"hidden": [3]}, cfg)
+    request = DatasetRequest("feynman:II.3.24", options={"n": 300}, label="II.3.24")
+    run = new_run(request, ds, "kan", {"hidden": [3]}, cfg)
     job = training_job(run, ds).start()
     deadline = time.time() + 30
     while not job.progress().epochs and time.time() < deadline:
@@ -197,7 +207,8 @@ def test_training_job_runs_in_a_thread_reports_progress_and_can_be_stopped():
 
 
 def test_job_errors_become_messages_and_settings_parse_with_clear_errors():
-    from kamoe.session import Job, parse_setting
+    from kamoe.jobs import Job
+    from kamoe.recipes import parse_setting
     from kamoe.train import TrainingError
 
     def bad(job):
@@ -215,3 +226,117 @@ def test_job_errors_become_messages_and_settings_parse_with_clear_errors():
     assert parse_setting("n_kan", "", None) is None
     with pytest.raises(ValueError, match="hidden"):
         parse_setting("hidden", "five", [5])
+
+
+# ---------------------------------------------------------------------------- state, store, queue
+
+
+def test_train_form_keeps_its_values_across_pages_and_trainings():
+    at = new_app()
+    at.switch_page("pages/train.py").run()
+    epochs = "t_kan_feynman:II.3.24_epochs"
+    assert at.number_input(key=epochs).value == 60  # the recipe's default (LBFGS on a formula)
+    at.number_input(key=epochs).set_value(123).run()  # no training: only the button trains
+    assert state(at).training is None
+    at.switch_page("pages/data.py").run()
+    at.switch_page("pages/train.py").run()
+    assert at.number_input(key=epochs).value == 123
+    at.button(key=TRAIN).click().run()
+    wait_job(at)
+    assert at.number_input(key=epochs).value == 123  # still, after the training
+    assert state(at).runs[-1].train_config.epochs == 123
+    at.button(key="reset_form").click().run()
+    assert at.number_input(key=epochs).value == 60
+
+
+def test_a_new_session_lists_the_stored_run_with_its_formula():
+    at = new_app()
+    train_default(at)
+    at.switch_page("pages/formula.py").run()
+    at.button(key="fx_extract").click().run()
+    assert next(iter(state(at).formula_jobs.values())).join(60)
+    at.run()
+    run_id = state(at).runs[0].id
+    fresh = new_app()  # a browser refresh: a new session on the same store
+    assert [r.id for r in state(fresh).runs] == [run_id]
+    fresh.switch_page("pages/formula.py").run()
+    assert not fresh.exception
+    assert any("Recovered" in s.value for s in fresh.success)
+    assert any("4 \\pi r^{2}" in lat.value for lat in fresh.latex)
+    fresh.switch_page("pages/splines.py").run()
+    assert len(plotly_specs(fresh)) == 3  # the model was rebuilt from the stored weights
+
+
+def test_runs_page_renames_refuses_a_bad_archive_and_deletes():
+    at = new_app()
+    train_default(at)
+    at.switch_page("pages/runs.py").run()
+    run = state(at).runs[0]
+    at.text_input(key=f"runs_name_{run.id}").input("my run").run()
+    at.button(key="runs_rename").click().run()
+    assert not at.exception and run.name == "my run"
+    assert state(at).store.get(run.id).name == "my run"
+    at.file_uploader(key="runs_upload").upload("x.zip", b"PK\x03\x04junk", "application/zip").run()
+    assert any("Nothing was imported" in e.value and "not a kamoe run archive" in e.value
+               for e in at.error)
+    at.checkbox(key=f"runs_sure_{run.id}").check().run()
+    at.button(key="runs_delete").click().run()
+    assert not at.exception and state(at).runs == [] and state(at).store.list() == []
+
+
+SEMICOLON_CSV = "a;b;y\n" + "".join(f"{i},5;{(i * 7) % 5},25;{i * 3},75\n" for i in range(40))
+
+
+def test_csv_with_semicolons_and_decimal_commas_loads_or_names_the_option():
+    at = new_app()
+    at.selectbox(key="w_family").select("csv").run()
+    at.file_uploader(key="csv_upload").upload("eu.csv", SEMICOLON_CSV.encode(), "text/csv").run()
+    assert not at.exception and not at.error
+    assert len(at.get("plotly_chart")) == 2  # histograms and scatter: the data loaded
+    ds = at.session_state["kamoe"].request().load()
+    assert ds.raw_X("train").max() == 39.5  # '39,5': decimal commas read as numbers
+    # Comma-separated with quoted decimal commas is not switched by itself: the message names
+    # the Data page's option, and setting it loads the file.
+    quoted = "a,y\n" + "".join(f'"{i},5",{i}\n' for i in range(40))
+    at.file_uploader(key="csv_upload").upload("q.csv", quoted.encode(), "text/csv").run()
+    assert any("Decimal separator" in e.value for e in at.error)
+    at.selectbox(key="w_csv_decimal").select(",").run()
+    assert not at.error and len(at.get("plotly_chart")) == 2
+
+
+def test_eight_sessions_training_at_once_all_finish_and_at_most_n_train_together():
+    from kamoe.jobs import training_queue
+
+    queue = training_queue()
+    before = queue.capacity
+    n = 2  # the bound under test (the default is the core count: 2 on the CI machine)
+    queue.set_capacity(n)
+    queue.reset_peaks()
+    try:
+        sessions = [new_app() for _ in range(8)]
+        form = "t_kan_feynman:II.3.24"
+        t0 = time.time()
+        for at in sessions:  # every session presses Train, one right after the other
+            at.switch_page("pages/train.py").run()
+            at.number_input(key=f"{form}_epochs").set_value(100_000)
+            at.number_input(key=f"{form}_patience").set_value(0)
+            at.number_input(key=f"{form}_maxs").set_value(1.0)  # each trains for 1 s
+            at.button(key=TRAIN).click().run()
+            assert not at.exception
+        jobs = [state(at).training for at in sessions]
+        assert all(j is not None for j in jobs)
+        for at in sessions:
+            wait_job(at, timeout=120)
+        wall = time.time() - t0
+        assert all(j.status == "done" for j in jobs)
+        # None lost, each its own: every session holds exactly the run its own job trained.
+        for at, j in zip(sessions, jobs, strict=True):
+            (run,) = state(at).runs
+            assert run is j.owner and run.history.stopped == "time_limit"
+        assert len({j.owner.id for j in jobs}) == 8
+        assert len(state(sessions[0]).store.list()) == 8  # and all eight are stored
+        assert queue.peak_running <= n  # the bound held ...
+        assert queue.peak_waiting >= 1  # ... while others waited in line
+        print(f"8 sessions x 1 s trainings, {n} at once: {wall:.1f} s wall")
+    finally:
+        queue.set_capacity(before)

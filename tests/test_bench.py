@@ -38,8 +38,9 @@ def test_speed_bench_rejects_bad_shapes(capsys):
 
 
 def test_reference_tables_cover_every_default_cell():
-    # 2 families x 3 variants x 2 widths x 2 depths, and 2 assets x 2 horizons x 2 cells x 3.
-    assert len(CALIFORNIA_REF) == 24 and len(CRYPTO_REF) == 24
+    # 2 families x 3 variants x 5 published widths x 2 depths (the default cells, widths 25 and
+    # 100, among them), and 2 assets x 2 horizons x 2 cells x 3 variants.
+    assert len(CALIFORNIA_REF) == 60 and len(CRYPTO_REF) == 24
     assert CALIFORNIA_REF[("kan", "kamoe", 100, 1)] == pytest.approx(0.782804)
     assert CRYPTO_REF[("BTC", 6, "lstm", "kamoe")] == pytest.approx(0.087766)
 

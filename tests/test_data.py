@@ -482,3 +482,55 @@ def test_from_arrays_classification_labels_and_errors():
                            ({"X": X, "y": X[:, 0], "task": "ranking"}, "task=")):
         with pytest.raises(DataError, match=needle):
             from_arrays(**kwargs)
+
+# --------------------------------------------------------------------------------- CSV sniffing
+def _eu_rows(sep: str, n: int = 30) -> str:
+    # a = i + 0.5 and y = 3i + 0.75, written with decimal commas (European spreadsheets).
+    return f"a{sep}b{sep}y\n" + "".join(f"{i},5{sep}{i % 4}{sep}{3 * i},75\n" for i in range(n))
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_csv_decimal_commas_are_detected_when_the_delimiter_is_not_a_comma(sep):
+    ds = load("csv", data=_eu_rows(sep), target="y")
+    assert ds.meta["delimiter"] == sep and ds.meta["decimal"] == ","
+    raw = ds.raw_X("train")
+    np.testing.assert_allclose(np.sort(np.r_[raw[:, 0], ds.raw_X("test")[:, 0]]),
+                               np.arange(30) + 0.5, atol=1e-9)  # 1e-9: scaling round-off
+    np.testing.assert_allclose(np.sort(np.r_[ds.raw_y("train")[:, 0], ds.raw_y("test")[:, 0]]),
+                               3 * np.arange(30) + 0.75, atol=1e-9)
+    assert any("decimal comma" in n for n in ds.notes)
+
+
+def test_csv_thousands_dots_and_an_explicit_decimal_option():
+    # '3.037.000,5' is 3037000.5: dots group thousands, the comma marks the decimals.
+    text = "price;y\n" + "".join(f"{i + 1}.{(37 * i) % 1000:03d}.000,5;{i}\n" for i in range(20))
+    ds = load("csv", data=text)
+    prices = np.sort(np.r_[ds.raw_X("train")[:, 0], ds.raw_X("test")[:, 0]])
+    expected = np.sort([(i + 1) * 1e6 + (37 * i) % 1000 * 1e3 + 0.5 for i in range(20)])
+    np.testing.assert_allclose(prices, expected, rtol=1e-12)  # 1e-12: scaling round-off
+    assert ds.meta["decimal"] == ","
+    with pytest.raises(DataError, match="decimal=','") as err:  # forced wrong: names the fix
+        load("csv", data=_eu_rows(";"), decimal=".", target="y")
+    assert "Decimal separator" in str(err.value)  # and where the Data page offers it
+    with pytest.raises(DataError, match="must be '.' or ','"):
+        load("csv", data=_eu_rows(";"), decimal="x")
+
+
+def test_csv_quoted_decimal_commas_in_a_comma_file_name_the_option():
+    quoted = "a,y\n" + "".join(f'"{i},5",{i}\n' for i in range(30))
+    with pytest.raises(DataError, match="Decimal separator") as err:
+        load("csv", data=quoted)
+    assert "decimal=','" in str(err.value) and "line 2" in str(err.value)
+    ds = load("csv", data=quoted, decimal=",")
+    assert ds.raw_X("train").max() == 29.5  # row 29: '29,5'
+    tabs = "a\ty\n" + "".join(f"{i},5\t{i}\n" for i in range(30))
+    ds = load("csv", data=tabs, sep="\\t", decimal=",")  # sep typed as the two characters \t
+    assert ds.meta["delimiter"] == "\t" and ds.raw_X("train").max() == 29.5
+
+
+def test_csv_many_valued_text_column_names_the_features_option_everywhere():
+    text = "name,a,y\n" + "".join(f"id{i},{i},{2 * i}\n" for i in range(40))
+    with pytest.raises(DataError, match="features=") as err:
+        load("csv", data=text)
+    assert "Input columns" in str(err.value)  # the Data page's control for that option
+    assert load("csv", data=text, features="a").feature_names == ["a"]

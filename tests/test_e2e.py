@@ -1,8 +1,10 @@
 """End-to-end: the real app in Debian chromium (Playwright), against `streamlit run app.py`.
 
 Checks what AppTest cannot see: plotly and KaTeX really render, the fragment polls a background
-training, Stop works mid-run, and two browser sessions stay apart. With KAMOE_SCREENSHOTS=1 the
-main pages are saved to assets/*.png.
+training, Stop works mid-run, two browser sessions stay apart, Enter in a number field does not
+train, and runs survive a page reload and a server restart (a `kamoe train` run shows up too).
+Every test gets its own server with an empty run store (a temporary KAMOE_HOME, conftest.py).
+With KAMOE_SCREENSHOTS=1 the main pages are saved to assets/*.png.
 """
 
 from __future__ import annotations
@@ -143,3 +145,73 @@ def test_two_sessions_train_different_models_without_seeing_each_other(browser, 
     finally:
         ctx_a.close()
         ctx_b.close()
+
+
+def test_enter_in_a_number_field_keeps_the_value_and_does_not_train(browser, app_url):
+    context, page = new_page(browser, app_url)
+    try:
+        go(page, "Train")
+        epochs = page.get_by_label("epochs", exact=True)
+        epochs.fill("123")
+        epochs.press("Enter")
+        wait_idle(page)
+        page.wait_for_timeout(1500)  # a training would show its progress or result by now
+        assert page.get_by_role("button", name=re.compile("Stop")).count() == 0
+        assert page.get_by_text("Test R²").count() == 0
+        go(page, "Data")
+        go(page, "Train")
+        assert page.get_by_label("epochs", exact=True).input_value() == "123"
+    finally:
+        context.close()
+
+
+def test_runs_survive_a_reload_and_a_restart_and_cli_runs_appear(browser, app_server):
+    import subprocess
+    import sys
+
+    context, page = new_page(browser, app_server.url)
+    try:
+        go(page, "Train")
+        page.get_by_label("epochs", exact=True).fill("15")  # a short fit: the store is tested
+        page.get_by_label("epochs", exact=True).press("Enter")
+        wait_idle(page)
+        click_train(page)
+        page.get_by_text("Test R²").first.wait_for()
+        wait_idle(page)
+        go(page, "Formula")
+        page.get_by_role("button", name="Extract formula").click()
+        page.get_by_text("Recovered: the formula").wait_for()
+        wait_idle(page)
+        page.reload()  # a new browser session: the run, its plots and its formula are back
+        page.get_by_role("heading", name="Formula", exact=True).first.wait_for()
+        page.get_by_text("Recovered: the formula").wait_for()
+        page.locator(".katex").nth(1).wait_for()  # the formula and the ground truth, typeset
+        wait_idle(page)
+        go(page, "Splines")
+        page.locator(".js-plotly-plot").first.wait_for()
+        assert all(n > 0 for n in plotly_traces(page))
+        go(page, "Train")
+        page.get_by_text("Test R²").first.wait_for()
+    finally:
+        context.close()
+    # A run trained on the command line into the same store, then a server restart.
+    env = {**os.environ, "KAMOE_HOME": str(app_server.home)}
+    out = subprocess.run([sys.executable, "-m", "kamoe", "train", "--dataset", "moons",
+                          "--model", "mlp", "--epochs", "2"], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    app_server.stop()
+    app_server.start()
+    context, page = new_page(browser, app_server.url)
+    try:
+        go(page, "Train")
+        # The newest run, the CLI's, is the active one; the dashboard's is listed beside it.
+        page.get_by_role("heading", name=re.compile(r"mlp on moons")).wait_for()
+        sidebar = page.locator("[data-testid='stSidebar']")
+        sidebar.get_by_test_id("stSelectbox").click()
+        page.get_by_role("option", name=re.compile(r"kan on Feynman")).click()
+        wait_idle(page)
+        go(page, "Formula")
+        page.get_by_text("Recovered: the formula").wait_for()  # still there after a restart
+    finally:
+        context.close()

@@ -5,7 +5,9 @@ Starts ``streamlit run app.py`` on a free local port, drives Debian chromium wit
 
 * train: from clicking **Train** (default Feynman KAN) until the finished run's metrics show;
 * switch: after training, clicking a page in the sidebar until that page's script has finished
-  (median over several switches between Splines, Routing, Formula, Data and Train).
+  (median over several switches between Splines, Routing, Formula, Data and Train);
+* reload: a browser reload of the Train page until the stored runs are listed again (a new
+  session reading the run store; the server runs on an empty temporary KAMOE_HOME).
 
 Prints a table (or JSON with ``--json``). Needs the playwright package and chromium.
 """
@@ -20,10 +22,13 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from kamoe.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
@@ -47,12 +52,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(app: str, port: int, timeout: float = 60.0) -> subprocess.Popen:
+def _start(app: str, port: int, home: str, timeout: float = 60.0) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "streamlit", "run", app, "--server.headless=true",
            f"--server.port={port}", "--server.address=127.0.0.1",
            "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"]
     proc = subprocess.Popen(cmd, cwd=Path(app).parent, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, env={**os.environ, "KAMOE_HOME": home})
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -77,9 +82,11 @@ def measure(app: str, chromium: str, repeats: int, switches: int) -> dict[str, A
     from playwright.sync_api import sync_playwright
 
     port = _free_port()
-    server = _start(app, port)
+    home = tempfile.TemporaryDirectory(prefix="kamoe-bench-home-")
+    server = _start(app, port, home.name)
     train_s: list[float] = []
     switch_s: list[float] = []
+    reload_s: list[float] = []
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, headless=True,
@@ -95,7 +102,7 @@ def measure(app: str, chromium: str, repeats: int, switches: int) -> dict[str, A
                 t0 = time.perf_counter()
                 page.get_by_role("button", name="Train", exact=True).click()
                 # The runs table's heading counts the runs once the finished job is collected.
-                page.get_by_text(f"Runs in this session ({k + 1})").wait_for()
+                page.get_by_text(f"Runs ({k + 1})").wait_for()
                 _wait_idle(page)
                 train_s.append(time.perf_counter() - t0)
                 print(f"train {k + 1}/{repeats}: {train_s[-1]:.2f} s", file=sys.stderr)
@@ -115,6 +122,15 @@ def measure(app: str, chromium: str, repeats: int, switches: int) -> dict[str, A
                     raise
                 switch_s.append(time.perf_counter() - t0)
                 print(f"switch to {title}: {switch_s[-1]:.3f} s", file=sys.stderr)
+            page.get_by_role("link", name="Train", exact=True).click()
+            _wait_idle(page)
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                page.reload()
+                page.get_by_text(f"Runs ({repeats})").wait_for()
+                _wait_idle(page)
+                reload_s.append(time.perf_counter() - t0)
+                print(f"reload -> runs listed: {reload_s[-1]:.3f} s", file=sys.stderr)
             browser.close()
     finally:
         server.terminate()
@@ -122,23 +138,25 @@ def measure(app: str, chromium: str, repeats: int, switches: int) -> dict[str, A
             server.wait(10)
         except subprocess.TimeoutExpired:
             server.kill()
-    return {"train_s": train_s, "switch_s": switch_s}
+        home.cleanup()
+    return {"train_s": train_s, "switch_s": switch_s, "reload_s": reload_s}
 
 
 def run(args: argparse.Namespace) -> int:
     chromium = args.chromium or shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
-        raise ValueError("chromium not found: apt-get install chromium (the benchmark never "
+        raise UserError("chromium not found: apt-get install chromium (the benchmark never "
                          "downloads a browser), or pass --chromium PATH")
     try:
         import playwright  # noqa: F401
     except ImportError:
-        raise ValueError("the playwright package is needed: pip install playwright") from None
+        raise UserError("the playwright package is needed: pip install playwright") from None
     if args.repeats < 1 or args.switches < 1:
-        raise ValueError("--repeats and --switches must be >= 1")
+        raise UserError("--repeats and --switches must be >= 1")
     res = measure(args.app, chromium, args.repeats, args.switches)
     rows = [("click Train -> finished default run", res["train_s"]),
-            ("page switch after training", res["switch_s"])]
+            ("page switch after training", res["switch_s"]),
+            ("reload Train -> stored runs listed", res["reload_s"])]
     summary = {name: {"n": len(v), "median_s": statistics.median(v), "min_s": min(v),
                       "max_s": max(v)} for name, v in rows}
     meta = {"cpus": os.cpu_count(), "python": sys.version.split()[0],

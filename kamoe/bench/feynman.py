@@ -24,6 +24,8 @@ import time
 from collections import Counter
 from typing import Any
 
+from kamoe.errors import UserError
+
 HOLDOUT = (
     "I.12.2 I.14.4 I.16.6 I.24.6 I.25.13 I.29.4 I.30.5 I.32.17 I.34.8 I.34.1 I.34.27 I.39.11 "
     "I.43.43 I.47.23 II.6.11 II.8.7 II.11.3 II.11.17 II.11.28 II.13.17 II.15.5 II.24.17 "
@@ -210,22 +212,22 @@ def run(args: argparse.Namespace) -> int:
     paths = [p.strip() for p in str(args.paths).split(",") if p.strip()]
     bad = [p for p in paths if p not in PATHS]
     if bad or not paths:
-        raise ValueError(f"--paths: unknown path(s) {bad or paths}; choose from "
+        raise UserError(f"--paths: unknown path(s) {bad or paths}; choose from "
                          f"{', '.join(PATHS)}")
     peers = [p.strip() for p in str(args.peers).split(",") if p.strip()]
     bad = [p for p in peers if p not in PEERS]
     if bad:
-        raise ValueError(f"--peers: unknown peer(s) {bad}; choose from {', '.join(PEERS)}")
+        raise UserError(f"--peers: unknown peer(s) {bad}; choose from {', '.join(PEERS)}")
     if not (args.noise >= 0):
-        raise ValueError(f"--noise must be >= 0 (a share of the targets' RMS), got {args.noise}")
+        raise UserError(f"--noise must be >= 0 (a share of the targets' RMS), got {args.noise}")
     if not args.time_limit > 0:
-        raise ValueError(f"--time-limit must be positive, got {args.time_limit}")
+        raise UserError(f"--time-limit must be positive, got {args.time_limit}")
     for peer in peers:
         from kamoe.bench.peers import available
 
         missing = available(peer)
         if missing:
-            raise ValueError(missing)
+            raise UserError(missing)
     base = {"limit": float(args.time_limit), "seed": int(args.seed),
             "noise": float(args.noise), "paths": paths}
     jobs = [{**base, "id": i, "peer": "kamoe"} for i in ids]

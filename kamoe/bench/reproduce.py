@@ -20,38 +20,23 @@ from pathlib import Path
 from typing import Any
 
 from kamoe import parallel
+from kamoe.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# (family, variant, width, depth) -> reference mean test R^2 (california.ipynb, 5 runs).
-CALIFORNIA_REF = {
-    ("mlp", "standard", 25, 1): 0.750549, ("mlp", "standard", 25, 2): 0.773301,
-    ("mlp", "moe", 25, 1): 0.774601, ("mlp", "moe", 25, 2): 0.782786,
-    ("mlp", "kamoe", 25, 1): 0.775091, ("mlp", "kamoe", 25, 2): 0.777165,
-    ("mlp", "standard", 100, 1): 0.761965, ("mlp", "standard", 100, 2): 0.790260,
-    ("mlp", "moe", 100, 1): 0.781769, ("mlp", "moe", 100, 2): 0.788451,
-    ("mlp", "kamoe", 100, 1): 0.780725, ("mlp", "kamoe", 100, 2): 0.790828,
-    ("kan", "standard", 25, 1): 0.621420, ("kan", "standard", 25, 2): 0.698830,
-    ("kan", "moe", 25, 1): 0.771841, ("kan", "moe", 25, 2): 0.766608,
-    ("kan", "kamoe", 25, 1): 0.768027, ("kan", "kamoe", 25, 2): 0.769552,
-    ("kan", "standard", 100, 1): 0.621219, ("kan", "standard", 100, 2): 0.692991,
-    ("kan", "moe", 100, 1): 0.780125, ("kan", "moe", 100, 2): 0.761956,
-    ("kan", "kamoe", 100, 1): 0.782804, ("kan", "kamoe", 100, 2): 0.765253,
-}
 
-# (asset, horizon, cell, variant) -> reference mean test R^2 (volume_prediction.ipynb, 5 runs).
-_CRYPTO_ROWS = {
-    ("BTC", 1): (0.398109, 0.390588, 0.391908, 0.399449, 0.371326, 0.384759),
-    ("BTC", 6): (0.089799, 0.114898, 0.154858, -0.231707, -0.000222, 0.087766),
-    ("ETH", 1): (0.314808, 0.317695, 0.317453, 0.322330, 0.321814, 0.325014),
-    ("ETH", 6): (0.168699, 0.131808, 0.160433, 0.148920, 0.161127, 0.148903),
-}
-CRYPTO_REF = {
-    (asset, h, cell, variant): values[3 * c + v]
-    for (asset, h), values in _CRYPTO_ROWS.items()
-    for c, cell in enumerate(("gru", "lstm"))
-    for v, variant in enumerate(("standard", "moe", "kamoe"))
-}
+
+def __getattr__(name: str) -> Any:
+    """CALIFORNIA_REF and CRYPTO_REF: the reference tables, which live in kamoe.recipes.
+
+    Looked up lazily so that building the CLI's parser (which imports this module) does not
+    import torch.
+    """
+    if name in ("CALIFORNIA_REF", "CRYPTO_REF"):
+        from kamoe import recipes
+
+        return getattr(recipes, name)
+    raise AttributeError(name)
 
 VARIANT_PREFIX = {"standard": "", "moe": "moe-", "kamoe": "kamoe-"}
 
@@ -102,20 +87,13 @@ def _seeds(args) -> range:
     return range(args.first_seed, args.first_seed + args.seeds)
 
 
-def _train_config(max_epochs: int, seed: int):
-    from kamoe.train import TrainConfig
-
-    return TrainConfig(epochs=max_epochs, optimizer="adam", lr=1e-3, batch_size=128,
-                       val_fraction=0.2, patience=10, min_delta=1e-5, plateau_patience=5,
-                       plateau_factor=0.25, min_lr=2.5e-5, seed=seed)
-
-
 def _fit_one(job: dict[str, Any]) -> dict[str, Any]:
     """One fit in a worker: returns the cell, seed, test R^2, CPU seconds and epochs."""
     import torch
 
     from kamoe.data import load
     from kamoe.models import build_for
+    from kamoe.recipes import paper_protocol
     from kamoe.train import fit, set_seed
 
     torch.set_num_threads(1)
@@ -123,13 +101,15 @@ def _fit_one(job: dict[str, Any]) -> dict[str, Any]:
     set_seed(job["seed"])
     model = build_for(job["model"], ds, **job["config"])
     cpu0 = time.process_time()
-    hist = fit(model, ds, _train_config(job["max_epochs"], job["seed"]))
+    hist = fit(model, ds, paper_protocol(job["max_epochs"], job["seed"]))
     return {**job["cell"], "seed": job["seed"], "r2": hist.metrics["r2"],
             "cpu_s": time.process_time() - cpu0, "epochs": len(hist.epochs),
             "params": model.n_params()}
 
 
 def _california_jobs(args) -> list[dict[str, Any]]:
+    from kamoe.recipes import REFERENCE_KAN
+
     home = args.data_home or os.environ.get("KAMOE_DATA_HOME")
     if home is None and (ROOT.parent / "shared/data/sklearn").is_dir():
         home = str(ROOT.parent / "shared/data/sklearn")
@@ -140,8 +120,7 @@ def _california_jobs(args) -> list[dict[str, Any]]:
             _list(args.widths, int), _list(args.depths, int)):
         config: dict[str, Any] = {"hidden": [w] * d}
         if fam == "kan":  # keras_efficient_kan defaults used by the reference: grid 3, ReLU base
-            config.update(head="linear", grid_size=3, base_activation="relu",
-                          spline_scaler=False)
+            config.update(REFERENCE_KAN)
         jobs.append({"spec": "california", "options": {"data_home": home}, "seed": seed,
                      "model": VARIANT_PREFIX[var] + fam, "config": config,
                      "max_epochs": args.max_epochs,
@@ -168,7 +147,7 @@ def _crypto_jobs(args) -> list[dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> int:
     if args.seeds < 1 or args.max_epochs < 1 or args.jobs < 1 or args.first_seed < 0:
-        raise ValueError("--seeds, --max-epochs and --jobs must be positive integers and "
+        raise UserError("--seeds, --max-epochs and --jobs must be positive integers and "
                          "--first-seed >= 0")
     california = args.task == "california"
     keys = (("family", "variant", "width", "depth") if california
@@ -180,7 +159,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         results = _run_jobs(args, _california_jobs(args) if california else _crypto_jobs(args))
         wall = time.time() - t0
-    table = _table(results, keys, CALIFORNIA_REF if california else CRYPTO_REF)
+    from kamoe import recipes
+
+    table = _table(results, keys, recipes.CALIFORNIA_REF if california else recipes.CRYPTO_REF)
     print(table)
     if wall is not None:
         where = args.address or f"{args.jobs} worker(s)"
@@ -201,12 +182,12 @@ def _load_results(names: list[str], keys: tuple[str, ...], task: str) -> list[di
         try:
             rows = json.loads(Path(name).read_text())
         except OSError as err:
-            raise ValueError(f"--from-json: cannot read {name} ({err.strerror}); {hint}") from None
+            raise UserError(f"--from-json: cannot read {name} ({err.strerror}); {hint}") from None
         except json.JSONDecodeError:
-            raise ValueError(f"--from-json: {name} is not JSON; {hint}") from None
+            raise UserError(f"--from-json: {name} is not JSON; {hint}") from None
         if not (isinstance(rows, list)
                 and all(isinstance(r, dict) and needed <= r.keys() for r in rows)):
-            raise ValueError(f"--from-json: {name} does not hold {task} results; {hint}")
+            raise UserError(f"--from-json: {name} does not hold {task} results; {hint}")
         results += rows
     return results
 

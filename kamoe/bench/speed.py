@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 
+from kamoe.errors import UserError
+
 SHAPES = [(1024, 64, 64), (4096, 8, 16), (256, 256, 256), (100, 1000, 1000)]
 
 
@@ -105,14 +107,14 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(_one_case(json.loads(args.case))))
         return 0
     if args.repeats < 3:
-        raise ValueError("--repeats must be at least 3 (the median needs several runs)")
+        raise UserError("--repeats must be at least 3 (the median needs several runs)")
     shapes = SHAPES
     if args.shapes:
         try:
             shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes.split(";")]
             assert all(len(s) == 3 and min(s) > 0 for s in shapes)
         except (ValueError, AssertionError) as err:
-            raise ValueError("--shapes must look like '1024,64,64;4096,8,16'") from err
+            raise UserError("--shapes must look like '1024,64,64;4096,8,16'") from err
     rows, paths = [], set()
     for shape in shapes:
         base = {"shape": list(shape), "threads": args.threads, "grid_size": args.grid_size,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kamoe.data.arrays import from_arrays as from_arrays
+from kamoe.data.csvtable import MAX_CSV_BYTES, read_table
 from kamoe.data.dataset import Affine, DataError, Dataset
 from kamoe.data.feynman import (
     ALIASES as FEYNMAN_ALIASES,
@@ -25,7 +26,6 @@ from kamoe.data.feynman import (
 )
 from kamoe.data.sequence import load_crypto, load_regimes, read_cdd_csv, rolling_normalise
 from kamoe.data.tabular import (
-    MAX_CSV_BYTES,
     load_california,
     load_csv,
     load_diabetes,
@@ -33,7 +33,6 @@ from kamoe.data.tabular import (
     load_friedman1,
     load_iris,
     load_moons,
-    read_table,
 )
 
 __all__ = [
@@ -154,6 +153,8 @@ _ENTRIES: dict[str, _Entry] = {
              "features": _Option("list", None, "input columns (default: all but the target)"),
              "test_size": _TEST_SIZE[0.2],
              "sep": _Option("str", None, "delimiter (default: sniffed among , ; TAB |)"),
+             "decimal": _Option("str", None, "decimal separator, '.' or ',' (default: a "
+                                "decimal comma is detected in files not separated by ',')"),
              "time_column": _Option("str", None, "makes it a sequence: sort by this column"),
              "window": _Option("int", 24, "window length when time_column is given")},
             arg="path", needs_file=True, example="csv:/path/to/file.csv",

@@ -7,8 +7,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from kamoe.errors import KamoeError
 
-class DataError(ValueError):
+
+class DataError(KamoeError, ValueError):
     """A problem with user data or a dataset request, with a message that names the fix.
 
     The UI shows ``str(err)`` in ``st.error``; the CLI prints it on one line and exits with 2.

@@ -16,17 +16,18 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from kamoe.data.dataset import Affine, DataError, Dataset
-from kamoe.data.tabular import (
+from kamoe.data.csvtable import (
     MIN_ROWS,
     Table,
     build_features,
+    cell_error,
     check_test_size,
     drop_missing,
     numeric_column,
     require_rows,
     select_columns,
 )
+from kamoe.data.dataset import Affine, DataError, Dataset
 
 REGIME_NAMES = ["persistent AR(1)", "oscillating AR(2)", "noisy mean-reverting"]
 MEDIAN_WINDOW = 24 * 14  # 336 hours: the KAMoE notebook's rolling-median normaliser
@@ -296,12 +297,8 @@ def _time_values(table: Table, name: str) -> np.ndarray:
         parsed = parsed.dt.tz_convert(None)
     bad = parsed.isna().to_numpy() & ~missing
     if bad.any():
-        i = int(np.argmax(bad))
-        raise DataError(
-            f"{table.label}: time column {name!r} holds {str(table.cells[name][i])[:40]!r} on "
-            f"line {table.lines[i]} (the header is line 1), which is not a date or number; fix "
-            "it or empty the cell."
-        )
+        raise cell_error(table, name, bad, "that is not a date or a number, so fix it or empty "
+                                           "the cell of this time column")
     secs = (parsed - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype=float, na_value=np.nan)
     return secs
 
@@ -368,6 +365,6 @@ def sequence_from_table(
                     f"{time_column!r}; predict the next {target!r} from the last {window} rows.",
         notes=notes,
         meta={"source": table.label, "time_column": time_column, "window": window,
-              "delimiter": table.sep, "one_hot": block.one_hot,
+              "delimiter": table.sep, "decimal": table.decimal, "one_hot": block.one_hot,
               "rows_dropped": int((~keep).sum())},
     )

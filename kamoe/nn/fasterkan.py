@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from kamoe.errors import ModelError
+
 NORMS = ("layernorm", "batchnorm", "none")
 
 
@@ -28,15 +30,15 @@ class FasterKANLinear(nn.Module):
     ) -> None:
         super().__init__()
         if in_features <= 0 or out_features <= 0:
-            raise ValueError(
+            raise ModelError(
                 f"in_features and out_features must be positive, got {in_features}, {out_features}"
             )
         if num_grids < 1:
-            raise ValueError(f"num_grids must be >= 1, got {num_grids}")
+            raise ModelError(f"num_grids must be >= 1, got {num_grids}")
         if denominator <= 0:
-            raise ValueError(f"denominator (h) must be > 0, got {denominator}")
+            raise ModelError(f"denominator (h) must be > 0, got {denominator}")
         if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+            raise ModelError(f"norm must be one of {NORMS}, got {norm!r}")
         self.in_features = in_features
         self.out_features = out_features
         self.num_grids = num_grids
@@ -99,7 +101,7 @@ class FasterKAN(nn.Module):
     def __init__(self, widths: list[int], **layer_kwargs) -> None:
         super().__init__()
         if len(widths) < 2:
-            raise ValueError(f"widths needs at least [in, out], got {widths}")
+            raise ModelError(f"widths needs at least [in, out], got {widths}")
         self.widths = list(widths)
         self.layers = nn.ModuleList(
             FasterKANLinear(a, b, **layer_kwargs)

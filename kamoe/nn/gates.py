@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kamoe.errors import ModelError
 from kamoe.nn.kan import KANLinear
 
 GATE_ACTIVATIONS = ("sigmoid", "softmax", "none")
@@ -25,7 +26,7 @@ def gate_activation(z: torch.Tensor, name: str | None) -> torch.Tensor:
         return torch.sigmoid(z)
     if name == "softmax":
         return torch.softmax(z, dim=-1)
-    raise ValueError(f"gate activation must be one of {GATE_ACTIVATIONS}, got {name!r}")
+    raise ModelError(f"gate activation must be one of {GATE_ACTIVATIONS}, got {name!r}")
 
 
 class GLU(nn.Module):
@@ -128,7 +129,7 @@ class TopKRouter(nn.Module):
     def __init__(self, d_in: int, n_experts: int, k: int = 2) -> None:
         super().__init__()
         if not 1 <= k <= n_experts:
-            raise ValueError(f"k must be between 1 and n_experts={n_experts}, got {k}")
+            raise ModelError(f"k must be between 1 and n_experts={n_experts}, got {k}")
         self.k = k
         self.n_experts = n_experts
         self.linear = nn.Linear(d_in, n_experts, bias=False)

@@ -13,30 +13,26 @@ edge weights. Only the k + 1 B-splines that are non-zero at each sample are comp
 Boor recursion), with a closed form and an analytic gradient when the grid is uniform.
 
 On the CPU, with uniform knots, orders 1-5 and a built-in base activation, the whole layer runs
-as one autograd function whose features and input gradient come from the native kernels in
-``_kanfast.c`` (built at install time, optional): one vectorised pass each instead of ~25 small
-tensor ops, which is what dominates small layers. Without the extension, or on other devices,
-the layer runs on the torch path; both give the same numbers to float round-off (tested).
+as one autograd function on the native kernels of ``_kanfast.c`` (optional, built at install
+time); :mod:`kamoe.nn.native` decides when and runs them. Without the extension, or on other
+devices, the layer runs on the torch path; both give the same numbers to float round-off (tested).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import threading
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
 
-try:  # the optional native kernels (setup.py); absent when no C compiler was available
-    from kamoe.nn import _kanfast
-except ImportError:  # pragma: no cover - depends on the install
-    _kanfast = None
+from kamoe.errors import ModelError
+from kamoe.nn import native  # the kernels' dispatch (kamoe/nn/native.py)
+from kamoe.nn.native import NATIVE_ORDERS, NativePlan, native_available, torch_path
 
-NATIVE_ORDERS = range(1, 6)  # spline orders compiled into _kanfast.c
+__all__ = ["ACTIVATIONS", "KAN", "KANLinear", "NATIVE_ORDERS", "make_activation",
+           "native_available", "torch_path"]
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "silu": nn.SiLU,
@@ -59,7 +55,7 @@ def make_activation(name: str | nn.Module | type | None) -> nn.Module | None:
         return name()
     if isinstance(name, str) and name.lower() in ACTIVATIONS:
         return ACTIVATIONS[name.lower()]()
-    raise ValueError(f"base_activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
+    raise ModelError(f"base_activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
 
 
 def _cardinal_matrix(k: int) -> torch.Tensor:
@@ -122,134 +118,6 @@ class _UniformBSpline(torch.autograd.Function):
         return grad_u, None, None, None, None
 
 
-_native_enabled = True
-
-
-def native_available() -> bool:
-    """Whether the native uniform-grid kernels were built and imported."""
-    return _kanfast is not None
-
-
-@contextlib.contextmanager
-def torch_path():
-    """Inside this block every KANLinear runs on its torch path (to compare, debug or profile)."""
-    global _native_enabled
-    before, _native_enabled = _native_enabled, False
-    try:
-        yield
-    finally:
-        _native_enabled = before
-
-
-# Base activations the native kernels apply themselves (codes of _kanfast.c), and those torch
-# applies and differentiates around them (code 1): (act(module, x), d loss/dx(module, g, x, act)).
-_NATIVE_ACT = {type(None): 0, nn.Identity: 2, nn.ReLU: 3, nn.SiLU: 4}
-_EXTERNAL = 1  # the kernels' code for an activation applied by torch
-_EXTERNAL_ACT = {
-    nn.Tanh: (lambda m, x: torch.tanh(x),
-              lambda m, g, x, y: torch.ops.aten.tanh_backward(g, y)),
-    nn.ELU: (lambda m, x: F.elu(x, m.alpha),
-             lambda m, g, x, y: torch.ops.aten.elu_backward(g, m.alpha, 1, 1, False, x)),
-    nn.GELU: (lambda m, x: F.gelu(x, approximate=m.approximate),
-              lambda m, g, x, y: torch.ops.aten.gelu_backward(g, x, approximate=m.approximate)),
-}
-
-
-def _native_activation_code(module: nn.Module | None) -> int | None:
-    """The kernels' code for a base activation; None for one of the user's own (torch path)."""
-    kind = type(module)
-    return _NATIVE_ACT.get(kind, _EXTERNAL if kind in _EXTERNAL_ACT else None)
-
-
-def _ptr(t: torch.Tensor | None) -> int:
-    return 0 if t is None else t.data_ptr()
-
-
-_SCRATCH = threading.local()
-_SCRATCH_MAX = 1 << 22  # elements kept between backward calls, per thread (16 MiB in float32)
-
-
-def _scratch(rows: int, cols: int, like: torch.Tensor) -> torch.Tensor | None:
-    """A reusable (rows, cols) work buffer for one backward call, or None when it is too large.
-
-    The feature gradient lives only inside one backward; reusing its memory instead of a fresh
-    allocation per step avoids the allocator's page faults (measured on (4096, 8, 16): ~40 faults
-    per step without it, and the KANLinear/Linear ratio 0.05-0.1 lower with it).
-    """
-    n = rows * cols
-    if n > _SCRATCH_MAX:
-        return None
-    buf = getattr(_SCRATCH, "buf", None)
-    if buf is None or buf.numel() < n or buf.dtype != like.dtype:
-        buf = _SCRATCH.buf = like.new_empty(max(n, 1 << 16))
-    return buf[:n].view(rows, cols)
-
-
-class _NativeKANLinear(torch.autograd.Function):
-    """The whole layer on a uniform grid: y = features(x) @ W^T (+ bias), hand-written backward.
-
-    features(x) (N, in * (1 + nb)) comes from _kanfast.features and W = [w_base, w_spline *
-    scaler] from _kanfast.stack_weights; the backward takes the input gradient from
-    _kanfast.features_backward (splines and base activation) and the parameter gradients from
-    one matmul and _kanfast.weight_grads. `plan` is KANLinear._native_plan's tuple (scale,
-    shift, slope matrix, order, activation code, activation module, external activation
-    functions), passed as one argument because every argument of apply() costs time on a small
-    layer.
-    """
-
-    @staticmethod
-    def forward(ctx, x, base_weight, spline_weight, spline_scaler, bias, plan):  # type: ignore[override]
-        scale, shift, _, order, code, act, external = plan
-        n, i = x.shape
-        o, _, nb = spline_weight.shape
-        # the kernels read raw memory: hand them dense tensors (no copy when they already are)
-        base_weight, spline_weight = base_weight.contiguous(), spline_weight.contiguous()
-        spline_scaler = None if spline_scaler is None else spline_scaler.contiguous()
-        threads, dbl = torch.get_num_threads(), x.dtype == torch.float64
-        aux = external[0](act, x) if external else None  # act(x) when torch applies it
-        feats = x.new_empty(n, i * (1 + nb))
-        _kanfast.features(x.data_ptr(), _ptr(aux), scale.data_ptr(), shift.data_ptr(),
-                          feats.data_ptr(), n, i, nb, order, code, dbl, threads)
-        w = x.new_empty(o, i * (1 + nb))
-        _kanfast.stack_weights(base_weight.data_ptr(), spline_weight.data_ptr(),
-                               _ptr(spline_scaler), w.data_ptr(), o * i, nb, dbl, threads)
-        y = feats @ w.t() if bias is None else torch.addmm(bias, feats, w.t())
-        ctx.save_for_backward(x, aux, feats, w, spline_weight, spline_scaler)
-        ctx.plan = plan
-        return y
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_y):  # type: ignore[override]
-        x, aux, feats, w, spline_weight, spline_scaler = ctx.saved_tensors
-        scale, shift, slopes, order, code, act, external = ctx.plan
-        needs = ctx.needs_input_grad
-        threads, dbl = torch.get_num_threads(), x.dtype == torch.float64
-        grad_y = grad_y.contiguous()  # e.g. the expanded ones of a .sum(): BLAS needs strides
-        o, i, nb = spline_weight.shape
-        g_x = g_bw = g_sw = g_sc = g_b = None
-        if needs[0]:
-            g_feats = torch.mm(grad_y, w, out=_scratch(grad_y.size(0), w.size(1), w))
-            g_x = torch.empty_like(x)
-            g_base = torch.empty_like(x) if external else None
-            _kanfast.features_backward(
-                x.data_ptr(), g_feats.data_ptr(), scale.data_ptr(), shift.data_ptr(),
-                slopes.data_ptr(), g_x.data_ptr(), _ptr(g_base), x.size(0), i, nb, order, code,
-                dbl, threads)
-            if external:
-                g_x += external[1](act, g_base, x, aux)
-        if needs[1] or needs[2] or needs[3]:
-            g_w = grad_y.t() @ feats  # (out, in * (1 + nb))
-            g_bw = spline_weight.new_empty(o, i) if needs[1] else None
-            g_sw = torch.empty_like(spline_weight) if needs[2] else None
-            g_sc = torch.empty_like(spline_scaler) if needs[3] else None
-            _kanfast.weight_grads(g_w.data_ptr(), spline_weight.data_ptr(), _ptr(spline_scaler),
-                                  _ptr(g_bw), _ptr(g_sw), _ptr(g_sc), o * i, nb, dbl, threads)
-        if needs[4]:
-            g_b = grad_y.sum(0)
-        return g_x, g_bw, g_sw, g_sc, g_b, None
-
-
 class KANLinear(nn.Module):
     """A layer of in_features x out_features learnable edges phi_ji (B-spline + base branch)."""
 
@@ -269,16 +137,16 @@ class KANLinear(nn.Module):
     ) -> None:
         super().__init__()
         if in_features <= 0 or out_features <= 0:
-            raise ValueError(
+            raise ModelError(
                 f"in_features and out_features must be positive, got {in_features}, {out_features}"
             )
         if grid_size < 1:
-            raise ValueError(f"grid_size must be an integer >= 1, got {grid_size}")
+            raise ModelError(f"grid_size must be an integer >= 1, got {grid_size}")
         if spline_order < 0:
-            raise ValueError(f"spline_order must be an integer >= 0, got {spline_order}")
+            raise ModelError(f"spline_order must be an integer >= 0, got {spline_order}")
         lo, hi = float(grid_range[0]), float(grid_range[1])
         if not hi > lo:
-            raise ValueError(f"grid_range must be (low, high) with high > low, got {grid_range}")
+            raise ModelError(f"grid_range must be (low, high) with high > low, got {grid_range}")
         self.in_features = in_features
         self.out_features = out_features
         self.grid_size = grid_size
@@ -396,50 +264,21 @@ class KANLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """y_j = sum_i phi_ji(x_i) for x of shape (..., in)."""
         x2 = x if x.dim() == 2 else x.reshape(-1, self.in_features)
-        plan = self._native_plan(x2)
+        plan = native.layer_plan(self, x2)
         if plan is not None:
-            params = self._parameters
-            y = _NativeKANLinear.apply(
-                x2.contiguous(), params["base_weight"], params["spline_weight"],
-                params.get("spline_scaler"), params.get("bias"), plan)
+            y = native.run_layer(self, x2, plan)
         else:
             feats = self.features(x2).reshape(x2.size(0), -1)
             y = F.linear(feats, self.edge_weights().reshape(self.out_features, -1), self.bias)
         return y if x.dim() == 2 else y.reshape(*x.shape[:-1], self.out_features)
 
-    def _native_plan(self, x: torch.Tensor):
-        """_NativeKANLinear's plan when the native path can run, else None.
+    def _native_plan(self, x: torch.Tensor) -> NativePlan | None:
+        """The native kernels' plan for this layer on x, or None when it runs on torch."""
+        return native.layer_plan(self, x)
 
-        It can on the CPU, in float32/float64 with parameters of the same dtype, with uniform
-        knots, an order in NATIVE_ORDERS and a built-in base activation. The plan holds 1/h and
-        -t_0/h per input, the live splines' slope polynomials (_slope_matrix), the order and the
-        activation (code, module, and torch's functions for one the kernels do not apply). It
-        is cached until the grid, the activation or a dtype changes: a small layer's forward
-        would otherwise spend a tenth of its time on it.
-        """
-        if _kanfast is None or not _native_enabled or x.device.type != "cpu":
-            return None
-        grid, uniform = self._buffers["grid"], self._buffers["grid_uniform"]
-        weight, act = self._parameters["spline_weight"], self._modules.get("base_activation")
-        key = (id(grid), grid.data_ptr(), grid._version, uniform._version, id(act), x.dtype,
-               weight.dtype, weight.device)
-        cached = self.__dict__.get("_plan")
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        plan = None
-        code = _native_activation_code(act)
-        params = [p for p in self._parameters.values() if p is not None]
-        if (code is not None and x.dtype in (torch.float32, torch.float64)
-                and all(p.dtype == x.dtype and p.device.type == "cpu" for p in params)
-                and self.spline_order in NATIVE_ORDERS and bool(uniform)):
-            step = grid[:, 1] - grid[:, 0]
-            k = self.spline_order
-            plan = ((1 / step).to(x.dtype), (-grid[:, 0] / step).to(x.dtype),
-                    _slope_matrix(k).to(x.dtype).contiguous(), k, code, act,
-                    _EXTERNAL_ACT.get(type(act)) if code == _EXTERNAL else None)
-        if not torch.is_inference_mode_enabled():  # inference tensors cannot be kept for later
-            self.__dict__["_plan"] = (key, plan)
-        return plan
+    def slope_matrix(self, dtype: torch.dtype) -> torch.Tensor:
+        """The live splines' slope polynomials (_slope_matrix) in ``dtype``, built in float64."""
+        return _slope_matrix(self.spline_order).to(dtype).contiguous()
 
     def edge_curves(self, x: torch.Tensor) -> torch.Tensor:
         """Every edge's own value phi_ji(x_i), shape (N, out, in), for x of shape (..., in)."""
@@ -588,7 +427,7 @@ class KAN(nn.Module):
     def __init__(self, widths: list[int], **layer_kwargs) -> None:
         super().__init__()
         if len(widths) < 2:
-            raise ValueError(f"widths needs at least [in, out], got {widths}")
+            raise ModelError(f"widths needs at least [in, out], got {widths}")
         self.widths = list(widths)
         self.layers = nn.ModuleList(
             KANLinear(a, b, **layer_kwargs) for a, b in zip(widths[:-1], widths[1:], strict=True)

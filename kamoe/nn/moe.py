@@ -28,9 +28,13 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from kamoe.errors import ModelError
 from kamoe.nn.fasterkan import FasterKAN
 from kamoe.nn.gates import GATES, SlotRouter, TopKRouter, gate_activation
 from kamoe.nn.kan import KANLinear
+
+KAMOE_GATE_ACTIVATIONS = ("sigmoid", "softmax")  # the KAMoE gate's output non-linearity
+ROUTINGS = ("topk", "slots")  # MLP-KAN: top-k per token (paper's code) or Soft-MoE slots
 
 # ---------------------------------------------------------------------------- experts
 
@@ -54,7 +58,7 @@ class RNNExpert(nn.Module):
     def __init__(self, cell: str, d_in: int, units: int, return_sequences: bool = True) -> None:
         super().__init__()
         if cell not in ("gru", "lstm"):
-            raise ValueError(f"cell must be 'gru' or 'lstm', got {cell!r}")
+            raise ModelError(f"cell must be 'gru' or 'lstm', got {cell!r}")
         self.cell = cell
         self.return_sequences = return_sequences
         self.rnn = (nn.GRU if cell == "gru" else nn.LSTM)(d_in, units, batch_first=True)
@@ -73,7 +77,7 @@ def make_expert(kind: str, d_in: int, units: int, *, return_sequences: bool = Tr
         return KANLinear(d_in, units, **kan_kwargs)
     if kind in ("gru", "lstm"):
         return RNNExpert(kind, d_in, units, return_sequences=return_sequences)
-    raise ValueError(f"expert must be one of 'mlp', 'kan', 'gru', 'lstm', got {kind!r}")
+    raise ModelError(f"expert must be one of 'mlp', 'kan', 'gru', 'lstm', got {kind!r}")
 
 
 # ---------------------------------------------------------------------------- KAMoE
@@ -101,21 +105,20 @@ class KAMoE(nn.Module):
     ) -> None:
         super().__init__()
         if n_experts < 1:
-            raise ValueError(f"n_experts must be >= 1, got {n_experts}")
+            raise ModelError(f"n_experts must be >= 1, got {n_experts}")
         if gate not in GATES:
-            raise ValueError(f"gate must be one of {sorted(GATES)}, got {gate!r}")
-        if gate_activation not in ("sigmoid", "softmax"):
-            raise ValueError(
-                f"gate_activation must be 'sigmoid' or 'softmax', got {gate_activation!r}"
-            )
+            raise ModelError(f"gate must be one of {sorted(GATES)}, got {gate!r}")
+        if gate_activation not in KAMOE_GATE_ACTIVATIONS:
+            raise ModelError(f"gate_activation must be one of {', '.join(KAMOE_GATE_ACTIVATIONS)}"
+                             f", got {gate_activation!r}")
         if not (isinstance(gate_temperature, (int, float)) and gate_temperature > 0):
-            raise ValueError(f"gate_temperature must be a number > 0, got {gate_temperature!r}")
+            raise ModelError(f"gate_temperature must be a number > 0, got {gate_temperature!r}")
         if isinstance(gate_top_k, bool) or not isinstance(gate_top_k, int) or not (
                 0 <= gate_top_k <= n_experts):
-            raise ValueError(f"gate_top_k must be 0 (all experts) or 1..{n_experts}, got "
+            raise ModelError(f"gate_top_k must be 0 (all experts) or 1..{n_experts}, got "
                              f"{gate_top_k!r}")
         if gate_loss not in GATE_LOSSES:
-            raise ValueError(f"gate_loss must be one of {', '.join(GATE_LOSSES)}, got "
+            raise ModelError(f"gate_loss must be one of {', '.join(GATE_LOSSES)}, got "
                              f"{gate_loss!r}")
         self.gate_temperature = float(gate_temperature)
         self.gate_top_k = gate_top_k
@@ -143,7 +146,7 @@ class KAMoE(nn.Module):
     def _resolve_gate_input(self, mode: str, expert: nn.Module) -> str:
         """Reference rules: per step if the expert keeps the time axis, else last step/flatten."""
         if mode not in ("auto", "per_step", "last", "flatten", "tabular"):
-            raise ValueError(
+            raise ModelError(
                 f"gate_input must be 'auto', 'per_step', 'last' or 'flatten', got {mode!r}"
             )
         if len(self.input_shape) == 1:
@@ -235,12 +238,12 @@ class MLPKANMoE(nn.Module):
     ) -> None:
         super().__init__()
         if n_experts < 1:
-            raise ValueError(f"n_experts must be >= 1, got {n_experts}")
+            raise ModelError(f"n_experts must be >= 1, got {n_experts}")
         n_kan = n_experts // 2 if n_kan is None else n_kan
         if not 0 <= n_kan <= n_experts:
-            raise ValueError(f"n_kan must be between 0 and n_experts={n_experts}, got {n_kan}")
-        if routing not in ("topk", "slots"):
-            raise ValueError(f"routing must be 'topk' or 'slots', got {routing!r}")
+            raise ModelError(f"n_kan must be between 0 and n_experts={n_experts}, got {n_kan}")
+        if routing not in ROUTINGS:
+            raise ModelError(f"routing must be one of {', '.join(ROUTINGS)}, got {routing!r}")
         self.routing = routing
         self.n_experts = n_experts
         self.load_balance = load_balance

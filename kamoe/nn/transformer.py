@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from kamoe.errors import ModelError
 from kamoe.nn.moe import MLPKANMoE
 
 
@@ -34,7 +35,7 @@ class PatchTokenizer(nn.Module):
             image_shape = (1, *image_shape)
         c, h, w = image_shape
         if patch < 1 or h % patch or w % patch:
-            raise ValueError(f"patch must divide the image size {h}x{w}, got {patch}")
+            raise ModelError(f"patch must divide the image size {h}x{w}, got {patch}")
         self.image_shape = image_shape
         self.patch = patch
         self.proj = nn.Linear(c * patch * patch, d_model)
@@ -92,21 +93,21 @@ class MLPKANTransformer(nn.Module):
     ) -> None:
         super().__init__()
         if d_model % n_heads:
-            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+            raise ModelError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
         if depth < 1:
-            raise ValueError(f"depth must be >= 1, got {depth}")
+            raise ModelError(f"depth must be >= 1, got {depth}")
         if tokenizer == "tabular":
             if len(input_shape) != 1:
-                raise ValueError(f"tokenizer 'tabular' needs (features,) input, got {input_shape}")
+                raise ModelError(f"tokenizer 'tabular' needs (features,) input, got {input_shape}")
             self.tokenizer = TabularTokenizer(input_shape[0], d_model)
         elif tokenizer == "image":
             self.tokenizer = PatchTokenizer(tuple(input_shape), patch, d_model)
         elif tokenizer == "sequence":
             if len(input_shape) != 2:
-                raise ValueError(f"tokenizer 'sequence' needs (steps, features), got {input_shape}")
+                raise ModelError(f"tokenizer 'sequence' needs (steps, features), got {input_shape}")
             self.tokenizer = SequenceTokenizer(input_shape[0], input_shape[1], d_model)
         else:
-            raise ValueError(
+            raise ModelError(
                 f"tokenizer must be 'tabular', 'image' or 'sequence', got {tokenizer!r}"
             )
         self.cls = nn.Parameter(torch.zeros(1, 1, d_model))

@@ -8,6 +8,8 @@ import math
 import sys
 import time
 
+from kamoe.errors import FormulaError
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
@@ -29,14 +31,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.csv:
         if not args.target:
-            raise ValueError("--csv needs --target COLUMN naming the column to explain")
+            raise FormulaError("--csv needs --target COLUMN naming the column to explain")
         ds = load(f"csv:{args.csv}", target=args.target, seed=args.seed)
     else:
         ds = load(args.dataset, seed=args.seed)
     if ds.task != "regression":
-        raise ValueError(f"{ds.name} is a {ds.task} dataset; formula needs a regression target")
+        raise FormulaError(f"{ds.name} is a {ds.task} dataset; formula needs a regression target")
     if not args.time_limit > 0:
-        raise ValueError(f"--time-limit must be positive, got {args.time_limit}")
+        raise FormulaError(f"--time-limit must be positive, got {args.time_limit}")
 
     def progress(frac: float, msg: str) -> None:
         print(f"[{100 * frac:5.1f}%] {msg}", file=sys.stderr, flush=True)

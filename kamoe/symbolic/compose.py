@@ -15,6 +15,7 @@ import pandas as pd
 import sympy
 import torch
 
+from kamoe.errors import FormulaError
 from kamoe.models import find_kan_layers
 from kamoe.nn.kan import KANLinear
 from kamoe.symbolic.fit import Candidate, suggest
@@ -30,7 +31,7 @@ class SymbolicKAN:
         layers = find_kan_layers(model)
         self.paths = [p for p, m in layers.items() if isinstance(m, KANLinear)]
         if not self.paths or len(self.paths) != len(layers):
-            raise ValueError("symbolic fitting needs a B-spline KAN (kamoe 'kan' model)")
+            raise FormulaError("symbolic fitting needs a B-spline KAN (kamoe 'kan' model)")
         self.layers: list[KANLinear] = [layers[p] for p in self.paths]
         self.model, self.dataset, self.seed = model, dataset, seed
         rng = np.random.default_rng(seed)
@@ -84,13 +85,13 @@ class SymbolicKAN:
         """Set one edge to a library function (fitted to the edge) or to a given Candidate."""
         key = (layer, out, inp)
         if key not in set(self.edge_keys()):
-            raise ValueError(f"no edge {key}; layers have shapes "
+            raise FormulaError(f"no edge {key}; layers have shapes "
                              f"{[(m.out_features, m.in_features) for m in self.layers]}")
         if isinstance(name_or_candidate, Candidate):
             cand = name_or_candidate
         else:
             if name_or_candidate not in LIBRARY:
-                raise ValueError(f"unknown function {name_or_candidate!r}; choose from "
+                raise FormulaError(f"unknown function {name_or_candidate!r}; choose from "
                                  f"{sorted(LIBRARY)}")
             cand = self.suggest(layer, out, inp, lib=[name_or_candidate], top=1)[0]
         self.fixed[key] = cand
@@ -132,7 +133,7 @@ class SymbolicKAN:
         """The composed formula of one output in raw variables (all edges must be fixed)."""
         missing = [k for k in self.edge_keys() if k not in self.fixed]
         if missing:
-            raise ValueError(f"{len(missing)} edges are not fixed yet (e.g. {missing[0]}); "
+            raise FormulaError(f"{len(missing)} edges are not fixed yet (e.g. {missing[0]}); "
                              "run auto() or fix them first")
         ds = self.dataset
         raw = [sympy.Symbol(n) for n in ds.feature_names]
@@ -178,7 +179,7 @@ def _layer_index(state: SymbolicKAN, layer_path: str | int) -> int:
     if isinstance(layer_path, int):
         return layer_path
     if layer_path not in state.paths:
-        raise ValueError(f"unknown KAN layer {layer_path!r}; layers are {state.paths}")
+        raise FormulaError(f"unknown KAN layer {layer_path!r}; layers are {state.paths}")
     return state.paths.index(layer_path)
 
 

@@ -16,6 +16,8 @@ import numpy as np
 import sympy
 import torch
 
+from kamoe.errors import FormulaError
+
 _EPS = 1e-6  # how close a torch edge function may come to a pole or a branch point
 
 
@@ -120,10 +122,10 @@ LIBRARY: dict[str, LibraryFunction] = {
 
 
 def get_library(names: list[str] | tuple[str, ...] | None = None) -> list[LibraryFunction]:
-    """Library entries by name (all when None); unknown names raise ValueError."""
+    """Library entries by name (all when None); unknown names raise FormulaError."""
     if names is None:
         return list(LIBRARY.values())
     bad = [n for n in names if n not in LIBRARY]
     if bad:
-        raise ValueError(f"unknown library function(s) {bad}; choose from {sorted(LIBRARY)}")
+        raise FormulaError(f"unknown library function(s) {bad}; choose from {sorted(LIBRARY)}")
     return [LIBRARY[n] for n in names]

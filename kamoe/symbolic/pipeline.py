@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import sympy
 
+from kamoe.errors import FormulaError
 from kamoe.symbolic.expr import (
     _with_timeout,
     equivalent,
@@ -95,18 +96,106 @@ class FormulaResult:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FormulaResult:
-        """Rebuild a result saved with ``as_dict`` (formulas parsed with plain Symbols)."""
-        from kamoe.data.feynman import parse_formula
+        """The result ``as_dict`` wrote (``edges`` and ``graph`` are not stored: None).
 
-        names = list(d.get("variables") or [])
-        expr = parse_formula(d["formula"], names)
-        truth = None if d.get("truth") is None else parse_formula(d["truth"], names)
-        return cls(expr=expr, latex=d.get("latex") or to_latex(expr),
-                   r2_test=float(d["r2_test"]), r2_train=float(d["r2_train"]),
-                   network_r2=d.get("network_r2"), seconds=float(d.get("seconds", 0.0)),
-                   truth=truth, recovered=d.get("recovered"), method=str(d["method"]),
-                   log=list(d.get("log") or []), variables=names,
-                   steps=list(d.get("steps") or []), blame=list(d.get("blame") or []))
+        The formula strings are parsed only after checking that they are plain arithmetic on
+        the listed variables, numbers and sympy's functions and constants (no attributes, no
+        other calls), so a tampered file cannot run code. Raises ValueError or TypeError.
+        """
+        import ast
+
+        if not isinstance(d, dict):
+            raise TypeError(f"a formula must be an object, not {type(d).__name__}")
+        variables = d.get("variables", [])
+        if not (isinstance(variables, list) and all(isinstance(v, str) for v in variables)):
+            raise TypeError("variables must be a list of names")
+        local = {n: sympy.Symbol(n) for n in variables}
+        ops = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd, ast.Load)
+        numbers = {"Float", "Integer", "Rational", "Symbol"}
+        # Elementary functions only: none evaluates a huge number from a small integer (as
+        # factorial(10**9) or gamma would), so parsing stays quick.
+        functions = {"exp", "log", "sqrt", "root", "cbrt", "sin", "cos", "tan", "cot", "sec",
+                     "csc", "asin", "acos", "atan", "atan2", "acot", "sinh", "cosh", "tanh",
+                     "coth", "asinh", "acosh", "atanh", "Abs", "sign", "Heaviside", "erf",
+                     "erfc", "Max", "Min", "floor", "ceiling", "re", "im", "arg", *numbers}
+        constants = {"pi", "E", "I", "oo", "zoo", "nan", "EulerGamma", "GoldenRatio"}
+
+        def allowed_name(name: str) -> bool:
+            return name in local or name in functions or name in constants
+
+        def has_name(node: ast.AST) -> bool:
+            return any(isinstance(n, ast.Name) and n.id in local for n in ast.walk(node))
+
+        def check(node: ast.AST) -> None:
+            if isinstance(node, ast.Call):
+                if not (isinstance(node.func, ast.Name) and allowed_name(node.func.id)
+                        and not node.keywords):
+                    raise ValueError("a formula may only call sympy functions")
+                strings = [a for a in node.args if isinstance(a, ast.Constant)
+                           and isinstance(a.value, str)]
+                if strings and node.func.id not in numbers:
+                    raise ValueError("text arguments are only allowed in Symbol(...)")
+                for a in node.args:
+                    if not (isinstance(a, ast.Constant) and isinstance(a.value, str)):
+                        check(a)
+                return
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+                e = node.right.operand if isinstance(node.right, ast.UnaryOp) else node.right
+                big = isinstance(e, ast.Constant) and abs(e.value) > 64
+                nested = any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow)
+                             for n in ast.walk(node.left))
+                if isinstance(e, ast.BinOp) and isinstance(e.op, ast.Pow) or (
+                        not has_name(node.left) and (big or nested)):
+                    raise ValueError("a number raised to a large or nested power")
+            if isinstance(node, ast.Name):
+                if not allowed_name(node.id):
+                    raise ValueError(f"unknown name {node.id!r} in a formula")
+                return
+            if isinstance(node, ast.Constant):
+                if not isinstance(node.value, (int, float)) or isinstance(node.value, bool):
+                    raise ValueError("a formula may only hold numbers and names")
+                return
+            if not isinstance(node, (ast.Expression, ast.BinOp, ast.UnaryOp, *ops)):
+                raise ValueError(f"{type(node).__name__} is not allowed in a formula")
+            for child in ast.iter_child_nodes(node):
+                check(child)
+
+        def parse(text: Any) -> sympy.Expr | None:
+            if text is None:
+                return None
+            if not isinstance(text, str) or len(text) > 100_000:
+                raise TypeError("a formula must be text (at most 100,000 characters)")
+            check(ast.parse(text, mode="eval"))
+            return sympy.parse_expr(text, local_dict=dict(local))
+
+        def number(key: str, optional: bool = False) -> float | None:
+            v = d.get(key)
+            if v is None and optional:
+                return None
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise TypeError(f"{key} must be a number")
+            return float(v)
+
+        expr = parse(d["formula"])
+        if expr is None:
+            raise ValueError("the formula is missing")
+        log, latex, method = d.get("log", []), d.get("latex"), d.get("method", "")
+        recovered = d.get("recovered")
+        if not (isinstance(log, list) and all(isinstance(x, str) for x in log)):
+            raise TypeError("log must be a list of text lines")
+        if not isinstance(latex, str) or not isinstance(method, str):
+            raise TypeError("latex and method must be text")
+        if recovered is not None and not isinstance(recovered, bool):
+            raise TypeError("recovered must be true, false or null")
+        steps, blame = d.get("steps", []), d.get("blame", [])
+        for key, lines in (("steps", steps), ("blame", blame)):
+            if not (isinstance(lines, list) and all(isinstance(x, str) for x in lines)):
+                raise TypeError(f"{key} must be a list of text lines")
+        return cls(expr=expr, latex=latex, r2_test=number("r2_test"), r2_train=number("r2_train"),
+                   network_r2=number("network_r2", optional=True), seconds=number("seconds"),
+                   truth=parse(d.get("truth")), recovered=recovered, method=method,
+                   log=list(log), edges=None, variables=list(variables), steps=list(steps),
+                   blame=list(blame))
 
 
 @dataclass
@@ -343,10 +432,10 @@ def extract_formula(
     reserve = 1.5 + (2.0 if getattr(dataset, "formula", None) is not None else 0.0)
     deadline = t0 + float(time_limit) - min(reserve, 0.3 * float(time_limit))
     if getattr(dataset, "task", "regression") != "regression" or dataset.output_dim != 1:
-        raise ValueError("extract_formula needs a regression dataset with one target")
+        raise FormulaError("extract_formula needs a regression dataset with one target")
     unknown = [p for p in paths if p not in PATHS]
     if unknown or not paths:
-        raise ValueError(f"unknown formula path(s) {unknown or list(paths)}; choose from "
+        raise FormulaError(f"unknown formula path(s) {unknown or list(paths)}; choose from "
                          f"{', '.join(PATHS)}")
     log: list[str] = []
 
@@ -359,7 +448,7 @@ def extract_formula(
     rng = np.random.default_rng(seed)
     Xall, yall = dataset.raw_X("train").astype(float), dataset.raw_y("train").astype(float).ravel()
     if len(Xall) < MIN_ROWS:
-        raise ValueError(f"extract_formula needs at least {MIN_ROWS} training rows to fit and "
+        raise FormulaError(f"extract_formula needs at least {MIN_ROWS} training rows to fit and "
                          f"check a formula, got n_samples={len(Xall)}; give it more data")
     perm = rng.permutation(len(Xall))[:max_points]
     n_val = max(2, len(perm) // 5)
@@ -390,7 +479,7 @@ def extract_formula(
                    f"held-out RMSE {b.val_rmse:.3g}" if b else f"{path}: nothing")
     best = S.best
     if best is None:
-        raise ValueError("no formula could be fitted to this dataset")
+        raise FormulaError("no formula could be fitted to this dataset")
     expr, method = best.expr, best.method
     report(0.85, "rounding constants")
     expr = round_constants(expr, symbols, Xtr, ytr, tol=EXACT, deadline=deadline)

@@ -31,6 +31,7 @@ import sympy
 import torch
 from torch import nn
 
+from kamoe.errors import FormulaError
 from kamoe.nn.kan import KANLinear
 from kamoe.symbolic.fit import Candidate, suggest
 from kamoe.symbolic.library import LIBRARY
@@ -140,7 +141,7 @@ class SnapKAN(nn.Module):
         """The network as a formula in the dataset's raw variables (every live edge symbolic)."""
         left = self.edge_keys("numeric")
         if left:
-            raise ValueError(f"{len(left)} edges are still numeric (e.g. {left[0]}); snap "
+            raise FormulaError(f"{len(left)} edges are still numeric (e.g. {left[0]}); snap "
                              "them first")
         xs = dataset.x_scaling
         nodes = [(sympy.Symbol(n) - sympy.Float(float(o))) / sympy.Float(float(c))
@@ -214,12 +215,14 @@ class SnapReport:
         return self.network.edges(names)
 
 
-def _train_config(epochs: int, seed: int, seconds: float | None, sparsity: float = 0.0):
-    from kamoe.train import TrainConfig
+def _train_config(epochs: int, seed: int, seconds: float | None, sparsity: float = 0.0,
+                  grid: bool = False):
+    """The recipes' formula schedule for one stage (grid updates only while training fresh)."""
+    from kamoe.recipes import formula_schedule
 
-    return TrainConfig(optimizer="lbfgs", lr=1.0, epochs=epochs, batch_size=None,
-                       patience=10, plateau_patience=None, sparsity=sparsity, seed=seed,
-                       max_seconds=None if seconds is None else max(0.2, seconds))
+    return formula_schedule(epochs=epochs, patience=10, plateau_patience=None, seed=seed,
+                            sparsity=sparsity, grid_update_epochs=10 if grid else 0,
+                            max_seconds=None if seconds is None else max(0.2, seconds))
 
 
 def snap_network(model, dataset, *, deadline: float | None = None, seed: int = 0,
@@ -254,7 +257,7 @@ def snap_network(model, dataset, *, deadline: float | None = None, seed: int = 0
     if model is None:
         set_seed(seed)
         model = build_for("kan", dataset, hidden=[5])
-        fit(model, dataset, _train_config(60, seed, budget(0.3), sparsity=sparsity))
+        fit(model, dataset, _train_config(60, seed, budget(0.3), sparsity=sparsity, grid=True))
         say(0.1, f"trained KAN {list(model.net.widths)} with sparsity {sparsity:g}: test R^2 "
                  f"{evaluate(model, dataset)['r2']:.6f}")
     else:

@@ -127,7 +127,8 @@ def _train(X, y, names, *, use_log, hidden, grid_size, refine_to, epochs, seed, 
            ) -> Surrogate:
     from kamoe.interpret.prune import extend_grid
     from kamoe.models import build_for
-    from kamoe.train import TrainConfig, evaluate, fit, set_seed
+    from kamoe.recipes import formula_schedule
+    from kamoe.train import evaluate, fit, set_seed
 
     t0 = time.time()
     X = np.asarray(X, float)
@@ -145,15 +146,15 @@ def _train(X, y, names, *, use_log, hidden, grid_size, refine_to, epochs, seed, 
     def budget() -> float | None:
         return None if deadline is None else max(0.2, deadline - time.time())
 
-    cfg = dict(optimizer="lbfgs", lr=1.0, batch_size=None, patience=20, seed=seed,
-               plateau_patience=None, val_fraction=0.0)
-    fit(model, ds, TrainConfig(epochs=epochs, grid_update_epochs=10, max_seconds=budget(),
-                               **cfg))
+    # the held-out rows are the dataset's test split: no second validation split inside fit
+    cfg = dict(patience=20, seed=seed, plateau_patience=None, val_fraction=0.0)
+    fit(model, ds, formula_schedule(epochs=epochs, max_seconds=budget(), **cfg))
     for g in refine_to:
         if deadline is not None and time.time() > deadline - 0.5:
             break
         finer = extend_grid(model, g, ds.X_train)
-        fit(finer, ds, TrainConfig(epochs=max(20, epochs // 2), max_seconds=budget(), **cfg))
+        fit(finer, ds, formula_schedule(epochs=max(20, epochs // 2), grid_update_epochs=0,
+                                        max_seconds=budget(), **cfg))
         if evaluate(finer, ds, "test")["rmse"] < evaluate(model, ds, "test")["rmse"]:
             model = finer
     model.eval()
