@@ -5,6 +5,13 @@ Adam/AdamW (mini-batch or full batch) or LBFGS (full batch); early stopping on a
 split with best-weight restore; reduce-on-plateau; KAN grid updates from samples during the first
 epochs; KAN sparsity regularisation; a progress callback; a stop flag honoured within one epoch;
 a NaN/Inf guard that stops, restores the best weights and says what happened.
+
+``TrainConfig.device`` picks where a fit runs (:data:`DEVICES`; ``auto`` is CUDA, else MPS,
+else the CPU; :func:`resolve_device`). The model and the training data are moved there once,
+at the start; the model comes back to the CPU when the fit ends (normally or not), so what reads
+a trained model (interpretation, formulas, plots, the run store) finds its weights on the CPU,
+and a dashboard holding many runs holds no GPU memory. The device used is ``History.device``.
+The native CPU kernels (``kamoe.nn.native``) run only on the CPU; elsewhere the torch path runs.
 """
 
 from __future__ import annotations
@@ -25,11 +32,69 @@ from torch import nn
 from kamoe.data.dataset import Affine, Dataset
 from kamoe.errors import KamoeError
 from kamoe.models import Model, build, find_kan_layers
+from kamoe.nn import module_device
 from kamoe.nn.kan import KANLinear
 
 
 class TrainingError(KamoeError, ValueError):
     """A training setting or saved-model problem the user can fix; the message says how."""
+
+
+DEVICES = ("auto", "cpu", "cuda", "mps")  # TrainConfig.device; "cuda:N" picks one CUDA GPU
+
+
+def device_present(kind: str) -> bool:
+    """Whether torch can use a device of this kind ("cpu", "cuda" or "mps") here."""
+    if kind == "cpu":
+        return True
+    if kind == "cuda":
+        return torch.cuda.is_available()
+    if kind == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        return bool(mps is not None and mps.is_available())
+    return False
+
+
+def available_devices() -> list[str]:
+    """The device kinds present on this machine, the CPU first (the Train form's choices)."""
+    return [d for d in DEVICES[1:] if device_present(d)]
+
+
+def _check_device_name(device: Any) -> tuple[str, int | None]:
+    """(kind, CUDA index or None) of a device name; TrainingError naming the choices."""
+    name = str(device).strip().lower() if isinstance(device, str) else None
+    kind, _, index = (name or "").partition(":")
+    if name in DEVICES or (kind == "cuda" and index.isdigit()):
+        return kind, int(index) if index else None
+    raise TrainingError(f"device must be one of {', '.join(DEVICES)} (or cuda:N for one GPU), "
+                        f"got {device!r}")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """The torch device a training setting names, here: ``auto`` is CUDA, else MPS, else CPU.
+
+    Raises TrainingError naming the choices for an unknown name, and saying so when the named
+    device is not present on this machine.
+    """
+    kind, index = _check_device_name(device)
+    if kind == "auto":
+        kind = next(d for d in ("cuda", "mps", "cpu") if device_present(d))
+    if not device_present(kind):
+        present = ", ".join(available_devices())
+        raise TrainingError(f"device {device!r} is not present on this machine (torch sees: "
+                            f"{present}); use device 'auto' or 'cpu'")
+    if index is not None and index >= torch.cuda.device_count():
+        raise TrainingError(f"device {device!r} is not present: this machine has "
+                            f"{torch.cuda.device_count()} CUDA device(s), cuda:0 to "
+                            f"cuda:{torch.cuda.device_count() - 1}")
+    return torch.device(kind if index is None else f"{kind}:{index}")
+
+
+def device_name(device: torch.device) -> str:
+    """How a run records its device: "cpu", "mps", or "cuda:N" with the index torch used."""
+    if device.type == "cuda" and device.index is None:
+        return f"cuda:{torch.cuda.current_device()}"
+    return str(device)
 
 
 @dataclass
@@ -55,9 +120,12 @@ class TrainConfig:
     lbfgs_iter: int = 10  # LBFGS iterations per epoch
     max_seconds: float | None = None
     seed: int = 0
+    device: str = "cpu"  # one of DEVICES: where the fit runs (auto: CUDA, else MPS, else CPU)
 
     def validate(self) -> TrainConfig:
-        """Raise TrainingError naming any silly value."""
+        """Raise TrainingError naming any silly value (a device absent here is resolve_device's
+        error: a run trained on a GPU still loads on a machine without one)."""
+        _check_device_name(self.device)
         if self.optimizer not in ("adam", "adamw", "lbfgs"):
             raise TrainingError(
                 f"optimizer must be 'adam', 'adamw' or 'lbfgs', got {self.optimizer!r}"
@@ -106,6 +174,7 @@ class History:
     message: str = ""
     seconds: float = 0.0
     metrics: dict[str, float] = field(default_factory=dict)  # test set, original units
+    device: str = ""  # where the fit ran ("cpu", "cuda:0", "mps"); "" for older runs
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,11 +210,15 @@ def classification_metrics(y_true: np.ndarray, logits: np.ndarray) -> dict[str, 
 
 @torch.no_grad()
 def predict(model: nn.Module, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    """Model outputs for inputs X in model space (scaled targets or logits)."""
+    """Model outputs for inputs X in model space (scaled targets or logits), on the CPU.
+
+    X goes to the model's device batch by batch, so a model on a GPU predicts too.
+    """
     was_training = model.training
     model.eval()
-    out = [model(torch.as_tensor(X[i:i + batch_size], dtype=torch.float32)).numpy()
-           for i in range(0, len(X), batch_size)]
+    device = module_device(model)
+    out = [model(torch.as_tensor(X[i:i + batch_size], dtype=torch.float32, device=device))
+           .cpu().numpy() for i in range(0, len(X), batch_size)]
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, 1))
 
@@ -225,7 +298,7 @@ class _InputRecorder:
         return hook
 
     def penalty(self, entropy_weight: float, max_rows: int = 512) -> torch.Tensor:
-        total = torch.zeros(())
+        total = torch.zeros((), device=self.layers[0].grid.device)
         for i, layer in enumerate(self.layers):
             if i in self.inputs:
                 x = self.inputs[i].reshape(-1, layer.in_features)[:max_rows]
@@ -250,12 +323,19 @@ def fit(
     """Train ``model`` on ``dataset``; returns the History (the model keeps its best weights).
 
     ``stop`` is anything with ``is_set()`` (a threading.Event); it is checked after every
-    mini-batch, so a stop request takes effect within one epoch.
+    mini-batch, so a stop request takes effect within one epoch. The fit runs on
+    ``config.device``; the model is moved there once and is back on the CPU when fit returns.
     """
     cfg = (config or TrainConfig()).validate()
+    device = resolve_device(cfg.device)
     set_seed(cfg.seed)
-    loop = _Loop(model, _Data.of(dataset, cfg), cfg, stop)
-    hist = History()
+    hist = History(device=device_name(device))
+    model.to(device)
+    try:
+        loop = _Loop(model, _Data.of(dataset, cfg, device), cfg, stop)
+    except BaseException:
+        model.to("cpu")
+        raise
     try:
         for epoch in range(1, cfg.epochs + 1):
             train_loss, interrupted = loop.run_epoch(epoch)
@@ -284,15 +364,18 @@ class _Data:
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
     @staticmethod
-    def of(dataset: Dataset, cfg: TrainConfig) -> _Data:
+    def of(dataset: Dataset, cfg: TrainConfig, device: torch.device | None = None) -> _Data:
+        """The split tensors, moved to ``device`` once (the only copy of the data made there)."""
         classification = dataset.task == "classification"
         tr_idx, va_idx = _split_validation(dataset, cfg.val_fraction, cfg.seed)
         X_all = torch.as_tensor(dataset.X_train, dtype=torch.float32)
         y_dtype = torch.long if classification else torch.float32
         y_all = torch.as_tensor(dataset.y_train, dtype=y_dtype)
         loss_fn = nn.CrossEntropyLoss() if classification else nn.MSELoss()
-        return _Data(X_all[tr_idx], y_all[tr_idx], X_all[va_idx], y_all[va_idx], classification,
-                     loss_fn)
+        parts = [X_all[tr_idx], y_all[tr_idx], X_all[va_idx], y_all[va_idx]]
+        if device is not None and device.type != "cpu":
+            parts = [t.to(device) for t in parts]
+        return _Data(*parts, classification, loss_fn)
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -323,7 +406,8 @@ class _Loop:
         self.recorder = _InputRecorder(self.layers) if cfg.sparsity > 0 and self.layers else None
         self.aux = getattr(model, "auxiliary_loss", None)
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        self.grid_sample = data.Xtr[torch.randperm(n, generator=self.gen)[:2000]]
+        self.grid_sample = data.Xtr[torch.randperm(n, generator=self.gen)[:2000]
+                                    .to(data.Xtr.device)]
         self.best_val, self.best_state = math.inf, _state(model)
         self.bad_epochs = self.plateau = 0
         self.start = time.perf_counter()
@@ -354,7 +438,8 @@ class _Loop:
                 return loss
             return float(self.opt.step(closure).detach()), False
         total, count = 0.0, 0
-        order = torch.randperm(len(data.Xtr), generator=self.gen)
+        # drawn on the CPU from the seeded generator (the same batches on every device)
+        order = torch.randperm(len(data.Xtr), generator=self.gen).to(data.Xtr.device)
         for i in range(0, len(data.Xtr), self.batch):
             idx = order[i:i + self.batch]
             self.opt.zero_grad()
@@ -433,13 +518,15 @@ class _Loop:
         return False
 
     def close(self) -> None:
+        """Remove the hooks; the best weights back in the model, and the model on the CPU."""
         if self.recorder is not None:
             self.recorder.close()
+        self.model.to("cpu")
 
     def finish(self, hist: History, dataset: Dataset) -> History:
         """Best weights back in the model, total time and the test metrics in raw units."""
         if hist.best_epoch:
-            self.model.load_state_dict(self.best_state)
+            self.model.load_state_dict(self.best_state)  # copies onto the model's device
         self.model.eval()
         hist.seconds = time.perf_counter() - self.start
         hist.metrics = evaluate(self.model, dataset, "test")
@@ -450,15 +537,21 @@ def _state(model: nn.Module) -> dict[str, torch.Tensor]:
     return copy.deepcopy(model.state_dict())
 
 
+def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state dict with every tensor on the CPU (what is saved, from any device)."""
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
 @torch.no_grad()
 def _validate(model: nn.Module, data: _Data) -> tuple[float, dict[str, float]]:
     model.eval()
     Xva, yva = data.Xva, data.yva
     out = torch.cat([model(Xva[i:i + 4096]) for i in range(0, len(Xva), 4096)])
     loss = float(data.loss_fn(out, yva))
+    out, yva = out.cpu().numpy(), yva.cpu().numpy()
     if data.classification:
-        return loss, classification_metrics(yva.numpy(), out.numpy())
-    return loss, regression_metrics(yva.numpy(), out.numpy())
+        return loss, classification_metrics(yva, out)
+    return loss, regression_metrics(yva, out)
 
 
 # ---------------------------------------------------------------------------- save / load
@@ -487,7 +580,7 @@ def save_model(model: Model, path: str | Path, dataset: Dataset | None = None,
     if train_config is not None:
         meta["train"] = asdict(train_config)
     (path / "config.json").write_text(json.dumps(meta, indent=2))
-    torch.save(model.state_dict(), path / "weights.pt")
+    torch.save(cpu_state(model), path / "weights.pt")
     return path
 
 

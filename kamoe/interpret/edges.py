@@ -50,6 +50,7 @@ import torch
 from torch import nn
 
 from kamoe.interpret.names import ARROW, input_names, node_names, output_names
+from kamoe.nn import module_device
 from kamoe.nn.fasterkan import FasterKAN, FasterKANLinear
 from kamoe.nn.kan import KAN, KANLinear
 
@@ -300,7 +301,8 @@ def layer_inputs(model: nn.Module, X: np.ndarray | torch.Tensor,
     no token was routed to) gets an empty (0, in) array.
     """
     layers = _select(model, paths)
-    X = torch.as_tensor(np.asarray(X)[_even_rows(len(X), max_rows)], dtype=torch.float32)
+    X = torch.as_tensor(np.asarray(X)[_even_rows(len(X), max_rows)], dtype=torch.float32,
+                        device=module_device(model))  # results come back to the CPU
     seen: dict[str, list[torch.Tensor]] = {p: [] for p in layers}
     handles = []
     for p, layer in layers.items():
@@ -319,7 +321,7 @@ def layer_inputs(model: nn.Module, X: np.ndarray | torch.Tensor,
         model.train(was)
     out = {}
     for p, layer in layers.items():
-        rows = (torch.cat(seen[p]).numpy() if seen[p]
+        rows = (torch.cat(seen[p]).cpu().numpy() if seen[p]
                 else np.zeros((0, layer.in_features), dtype=np.float32))
         out[p] = rows[_even_rows(len(rows), max_rows)]
     return out
@@ -341,15 +343,16 @@ def _layer_stats(layer: nn.Module, inputs: np.ndarray) -> _Stats:
     was = layer.training
     layer.eval()
     try:
-        x = torch.as_tensor(inputs, dtype=torch.float32)
+        x = torch.as_tensor(inputs, dtype=torch.float32, device=module_device(layer))
         if len(x) == 0:
             u = x.reshape(0, layer.in_features)
-            phi = torch.zeros(0, layer.out_features, layer.in_features)
+            phi = x.new_zeros(0, layer.out_features, layer.in_features)
         else:
             u = layer.edge_coordinate(x)
             phi = layer.edge_function(u)
     finally:
         layer.train(was)
+    u, phi = u.cpu(), phi.cpu()
     phi_np = phi.double().numpy()
     if len(phi_np) > 1:
         edge_std = phi_np.std(0)
@@ -454,21 +457,21 @@ def _curves_for(path: str, layer: nn.Module, st: _Stats, n_points: int, bins: in
                 view: _InputView | None = None) -> LayerCurves:
     kind, coordinate, univariate = _layer_kind(layer)
     cx, cy = layer.control_points()
-    cx = cx.detach().double().numpy()
-    cy = cy.detach().double().numpy()
+    cx = cx.detach().cpu().double().numpy()
+    cy = cy.detach().cpu().double().numpy()
     reads_inputs = view is not None and coordinate == "raw" and len(view.data) > 0
     span = (view.data.min(0), view.data.max(0)) if reads_inputs else None
     x = _grid(st.u, (cx.min(1), cx.max(1)), n_points, span)  # (in, P)
     was = layer.training
     layer.eval()
     try:  # one vectorised evaluation of every edge on the whole grid
-        xt = torch.as_tensor(x.T, dtype=torch.float32)
-        y = layer.edge_function(xt).numpy()
+        xt = torch.as_tensor(x.T, dtype=torch.float32, device=module_device(layer))
+        y = layer.edge_function(xt).cpu().numpy()
         base_y = None
         if isinstance(layer, KANLinear):
             act = (layer.base_activation(xt) if layer.base_activation is not None
                    else torch.zeros_like(xt))  # (P, in)
-            base_y = (layer.base_weight[:, :, None] * act.T[None]).double().numpy()
+            base_y = (layer.base_weight[:, :, None] * act.T[None]).cpu().double().numpy()
     finally:
         layer.train(was)
     y = np.ascontiguousarray(y.transpose(1, 2, 0))  # (out, in, P)
@@ -572,7 +575,7 @@ def _cut_edges(layer: nn.Module) -> np.ndarray:
         return np.zeros((layer.out_features, layer.in_features), dtype=bool)
     with torch.no_grad():
         dead = (layer.base_weight == 0) & (layer.spline_weight == 0).all(-1)
-    return dead.numpy()
+    return dead.cpu().numpy()
 
 
 def network_graph(model: nn.Module, X: np.ndarray | torch.Tensor, n_curve_points: int = 30,

@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from kamoe.nn import module_device
 from kamoe.nn.moe import KAMoE, MLPKANMoE
 
 # ---------------------------------------------------------------------------- basics
@@ -268,12 +269,13 @@ def routing_stats(model: nn.Module, X: np.ndarray | torch.Tensor,
             else:
                 got[p].append((module.last_router_probs, module.last_chosen))
         handles.append(m.register_forward_hook(hook))
-    was = model.training
+    was, device = model.training, module_device(model)  # X goes to the model, results to the CPU
     model.eval()
     try:
         with torch.no_grad():
             for s in range(0, len(X), batch_size):
-                model(torch.as_tensor(X[s:s + batch_size], dtype=torch.float32))
+                model(torch.as_tensor(X[s:s + batch_size], dtype=torch.float32,
+                                      device=device))
     finally:
         for h in handles:
             h.remove()
@@ -281,15 +283,15 @@ def routing_stats(model: nn.Module, X: np.ndarray | torch.Tensor,
     out: dict[str, Routing] = {}
     for p, m in mixtures.items():
         if isinstance(m, KAMoE):
-            raw = (torch.cat([g[0] for g in got[p]]).double().numpy() if got[p]
+            raw = (torch.cat([g[0] for g in got[p]]).cpu().double().numpy() if got[p]
                    else np.zeros((0, m.n_experts)))
             out[p] = GateWeights(p, m.gate_activation, m.n_experts, raw, normalise_weights(raw),
                                  per_step=raw.ndim == 3)
         else:
             E = m.n_experts
-            probs = (torch.cat([g[0] for g in got[p]]).double().numpy() if got[p]
+            probs = (torch.cat([g[0] for g in got[p]]).cpu().double().numpy() if got[p]
                      else np.zeros((0, 1, E)))
-            chosen = (torch.cat([g[1] for g in got[p]]).numpy() if got[p]
+            chosen = (torch.cat([g[1] for g in got[p]]).cpu().numpy() if got[p]
                       else np.zeros((0, 1, 1), dtype=int))
             k = m.router.k if m.routing == "topk" else 1
             out[p] = RouterStats(p, m.routing, k, list(m.expert_kinds), probs, chosen)

@@ -376,7 +376,8 @@ class KANLinear(nn.Module):
         ext = torch.arange(1, k + 1, device=x.device, dtype=x.dtype)[:, None]
         grid = torch.cat([inner[:1] - step * ext.flip(0), inner, inner[-1:] + step * ext], dim=0)
         if eps < 1.0:  # quantile knots may tie on repeated sample values: keep them increasing
-            grid = torch.cummax(grid + 1e-7 * torch.arange(grid.size(0))[:, None], dim=0).values
+            grid = torch.cummax(grid + 1e-7 * torch.arange(grid.size(0), device=x.device,
+                                                           dtype=x.dtype)[:, None], dim=0).values
         self.grid.copy_(grid.t())
         self.grid_uniform.fill_(bool(eps >= 1.0))
 
@@ -386,15 +387,16 @@ class KANLinear(nn.Module):
         Solved in float64: with few distinct sample values (an integer column, a two-level
         flag) most basis functions see no data and the float32 normal equations are singular
         even with the ridge; in float64 the ridge keeps them solvable (unseen coefficients go
-        to zero).
+        to zero). MPS has no float64, so there the solve runs on the CPU.
         """
-        new_basis = self.b_splines(x).permute(1, 0, 2).double()  # (in, N, G+k)
+        work = torch.device("cpu") if x.device.type == "mps" else x.device
+        new_basis = self.b_splines(x).permute(1, 0, 2).to(work, torch.float64)  # (in, N, G+k)
         # Ridge-regularised least squares, batched over inputs: (A^T A + lam I) c = A^T y.
         ata = new_basis.transpose(1, 2) @ new_basis
         lam = 1e-8 * ata.diagonal(dim1=1, dim2=2).mean(-1).clamp_min(1e-12)
-        ata = ata + lam[:, None, None] * torch.eye(self.n_basis, device=x.device,
-                                                   dtype=ata.dtype)
-        aty = new_basis.transpose(1, 2) @ target.double().transpose(1, 2)  # (in, G+k, out)
+        ata = ata + lam[:, None, None] * torch.eye(self.n_basis, device=work, dtype=ata.dtype)
+        target = target.to(work, torch.float64).transpose(1, 2)
+        aty = new_basis.transpose(1, 2) @ target  # (in, G+k, out)
         sol = torch.linalg.solve(ata, aty)  # (in, G+k, out)
         self.spline_weight.copy_(sol.permute(2, 0, 1).to(self.spline_weight.dtype))
 
