@@ -22,6 +22,7 @@ import statistics
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 HOLDOUT = (
@@ -139,9 +140,10 @@ def _task(job: dict[str, Any]) -> dict[str, Any]:
 
 def _run_all(jobs: list[dict[str, Any]], workers: int, quiet: bool) -> list[dict[str, Any]]:
     rows = []
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(max(1, workers), maxtasksperchild=5) as pool:
-        for row in pool.imap(_task, jobs):
+    # not multiprocessing.Pool: its workers are daemonic and may not start run_peer's child
+    with ProcessPoolExecutor(max(1, workers), mp_context=mp.get_context("spawn"),
+                             max_tasks_per_child=5) as pool:
+        for row in pool.map(_task, jobs):
             rows.append(row)
             if not quiet:
                 mark = "yes" if row["recovered"] else "no "
