@@ -19,10 +19,12 @@ import argparse
 import json
 import multiprocessing as mp
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 HOLDOUT = (
@@ -102,36 +104,40 @@ def _error_row(job: dict[str, Any], runner: str, t0: float, exc: BaseException |
 
 def run_peer(job: dict[str, Any]) -> dict[str, Any]:
     """One equation through a peer, in a child process killed at the limit (plus start-up)."""
+    # a subprocess, not a multiprocessing child: the pool's workers are daemonic and may not
+    # have children of their own
     t0 = time.time()
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_peer_child, args=(job, queue), daemon=True)
-    proc.start()
-    proc.join(job["limit"] + _GRACE)
-    if proc.is_alive():
-        proc.kill()
-        proc.join(5)
-        row = _error_row(job, job["peer"], t0, f"overran the {job['limit']:g} s budget")
-        row["method"] = "timeout"
-        return row
-    try:
-        return queue.get(timeout=5)
-    except Exception:  # noqa: BLE001 - the child died without a word
-        return _error_row(job, job["peer"], t0, f"exited with code {proc.exitcode}")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "row.json"
+        cmd = [sys.executable, "-c", "import sys; from kamoe.bench.feynman import _peer_child; "
+               "_peer_child(sys.argv[1], sys.argv[2])", json.dumps(job), str(out)]
+        try:
+            proc = subprocess.run(cmd, timeout=job["limit"] + _GRACE, stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        except subprocess.TimeoutExpired:  # subprocess.run has killed it
+            row = _error_row(job, job["peer"], t0, f"overran the {job['limit']:g} s budget")
+            row["method"] = "timeout"
+            return row
+        if out.is_file():
+            return json.loads(out.read_text())
+    last = (proc.stderr or "").strip().splitlines()[-1:] or [""]
+    return _error_row(job, job["peer"], t0, f"exited with code {proc.returncode} {last[0]}")
 
 
-def _peer_child(job: dict[str, Any], queue) -> None:
+def _peer_child(job_json: str, out_path: str) -> None:
     import torch
 
     torch.set_num_threads(1)
     from kamoe.bench import peers
 
+    job = json.loads(job_json)
     t0 = time.time()
     try:
         ds = _dataset(job["id"], job["seed"], job["noise"])
-        queue.put(peers.run(job["peer"], ds, job["limit"], job["seed"]))
+        row = peers.run(job["peer"], ds, job["limit"], job["seed"])
     except Exception as exc:  # noqa: BLE001
-        queue.put(_error_row(job, job["peer"], t0, exc))
+        row = _error_row(job, job["peer"], t0, exc)
+    Path(out_path).write_text(json.dumps(row))
 
 
 def _task(job: dict[str, Any]) -> dict[str, Any]:
@@ -140,10 +146,9 @@ def _task(job: dict[str, Any]) -> dict[str, Any]:
 
 def _run_all(jobs: list[dict[str, Any]], workers: int, quiet: bool) -> list[dict[str, Any]]:
     rows = []
-    # not multiprocessing.Pool: its workers are daemonic and may not start run_peer's child
-    with ProcessPoolExecutor(max(1, workers), mp_context=mp.get_context("spawn"),
-                             max_tasks_per_child=5) as pool:
-        for row in pool.map(_task, jobs):
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(max(1, workers), maxtasksperchild=5) as pool:
+        for row in pool.imap(_task, jobs):
             rows.append(row)
             if not quiet:
                 mark = "yes" if row["recovered"] else "no "

@@ -36,6 +36,7 @@ SCORING_RESERVE = 6.0  # seconds kept for the formula's test score and the equiv
 # pykan's MultKAN recipe (the tutorial's numbers; see the module docstring).
 PYKAN_WIDTH_HIDDEN = [5, 2]  # 5 sum nodes and 2 multiplication nodes
 PYKAN_STEPS = 20  # LBFGS steps of each of the three fits, as in the tutorial
+PYKAN_LIB: list[str] | None = None  # auto_symbolic's library: None is pykan's default (29)
 PYKAN_SYMBOLIC_POINTS = 200  # training rows the edge fits see (pykan: N x 101 x 101 per function)
 
 # SRBench's OperonRegressor (population 500, LM local search of 5 iterations, 5e5 evaluations)
@@ -225,7 +226,7 @@ def _auto_symbolic(model, deadline: float) -> int:
         if not numeric:  # a pruned edge: pykan fixes it to 0
             model.fix_symbolic(layer, i, j, "0", verbose=False, log_history=False)
             continue
-        name, _, _, _ = model.suggest_symbolic(layer, i, j, verbose=False)
+        name, _, _, _ = model.suggest_symbolic(layer, i, j, lib=PYKAN_LIB, verbose=False)
         model.fix_symbolic(layer, i, j, name, verbose=False, log_history=False)
     return 0
 
