@@ -184,7 +184,7 @@ def test_operon_infix_parses_into_the_dataset_names():
     from kamoe.bench.peers import _parse_operon, operon_budget
 
     mu, nn = sympy.symbols("mu Nn")
-    text = "(1.5 + ((-2.0) * (square(v0) / sqrt(v1)))) - exp((-0.5) * v1)"
+    text = "(1.5 + ((-2.0) * ((v0 ^ 2) / sqrt(v1)))) - exp((-0.5) * v1)"  # Operon's own style
     got = _parse_operon(text, ["mu", "Nn"])
     assert sympy.simplify(got - (1.5 - 2 * mu**2 / sympy.sqrt(nn) - sympy.exp(-nn / 2))) == 0
     # Operon's max_time leaves time for scoring: 6 s of 60, 30 % of a short budget, never < 1 s
@@ -228,10 +228,12 @@ def test_pykan_row_on_an_easy_equation(monkeypatch):
 def test_run_peer_kills_a_peer_at_the_limit(monkeypatch):
     import kamoe.bench.feynman as fb
 
-    monkeypatch.setattr(fb, "_GRACE", 0.0)  # no start-up allowance: the child cannot finish
+    # no allowance to start or to overrun: the child cannot finish
+    monkeypatch.setattr(fb, "_GRACE", 0.0)
+    monkeypatch.setattr(fb, "_STARTUP", 0.0)
     job = {"id": "I.12.1", "peer": "operon", "limit": 0.05, "seed": 0, "noise": 0.0,
            "paths": ["kan"]}
     row = fb.run_peer(job)
     assert row["method"] == "timeout" and row["recovered"] is False
-    assert row["runner"] == "operon" and "overran the 0.05 s budget" in row["formula"]
+    assert row["runner"] == "operon" and "did not start within 0 s" in row["formula"]
     assert row["seconds"] < 10  # killed, not waited for

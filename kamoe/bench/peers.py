@@ -247,7 +247,11 @@ def _parse_operon(text: str, names: list[str]) -> sympy.Expr:
     """Operon's infix string (variables ``v0``..) as a sympy expression in ``names``."""
     local = {f"v{i}": sympy.Symbol(n) for i, n in enumerate(names)}
     local.update(_OPERON_FUNCTIONS)
-    return sympy.parse_expr(text, local_dict=local, evaluate=True)
+    from sympy.parsing.sympy_parser import convert_xor, standard_transformations
+
+    # Operon writes powers as a ^ b
+    return sympy.parse_expr(text, local_dict=local, evaluate=True,
+                            transformations=standard_transformations + (convert_xor,))
 
 
 def _run_operon(dataset, limit: float, seed: int, t0: float) -> dict[str, Any]:
