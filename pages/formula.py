@@ -19,7 +19,6 @@ from kamoe.symbolic import (
 )
 from kamoe.symbolic.expr import latex_name
 from kamoe.symbolic.pipeline import METHODS, PATH_CHOICES
-
 from pages import ui_common as ui
 
 run, ds = ui.run_page("Formula")

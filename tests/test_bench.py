@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,144 @@ def test_feynman_bench_splits_tuning_and_holdout_and_refuses_bad_options(capsys)
     assert "magic" in capsys.readouterr().err
     assert main(["bench", "feynman", "--equations", "I.12.1", "--peers", "eureqa"]) == 2
     assert "eureqa" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- bench feynman peers
+def _peer_missing(peer: str) -> str | None:
+    from kamoe.bench.peers import available
+
+    return available(peer)
+
+
+def _not_installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is None
+
+
+ROW_KEYS = {"id", "runner", "recovered", "r2_test", "network_r2", "seconds", "method", "formula"}
+
+
+def _check_row(row: dict, peer: str, dataset) -> None:
+    """A peer's row has kamoe's keys, and 'recovered' follows kamoe's rule on its formula."""
+    import sympy
+
+    from kamoe.symbolic import equivalent, evaluate, r2_score
+
+    assert set(row) == ROW_KEYS
+    assert row["id"] == "I.12.1" and row["runner"] == peer
+    assert row["method"] in (peer, "error", "timeout")
+    assert isinstance(row["recovered"], bool) and row["seconds"] > 0
+    if row["method"] == "error":
+        assert row["formula"].startswith(f"{peer} failed in ") and not row["recovered"]
+        return
+    names = list(dataset.feature_names)
+    expr = sympy.parse_expr(row["formula"], local_dict={n: sympy.Symbol(n) for n in names})
+    r2 = r2_score(evaluate(expr, [sympy.Symbol(n) for n in names], dataset.raw_X("test")),
+                  dataset.raw_y("test").ravel())
+    assert r2 == pytest.approx(row["r2_test"], abs=1e-9)  # the score is the formula's, raw units
+    judged = r2 > 0.5 and equivalent(expr, dataset.formula, ranges=dataset.meta["ranges"])
+    assert row["recovered"] == (judged and row["method"] == peer)
+
+
+def test_peers_available_names_an_unknown_or_missing_peer(monkeypatch):
+    from kamoe.bench.feynman import PEERS
+
+    assert "choose from pykan, operon" in _peer_missing("pysr")
+    assert set(PEERS) == {"pykan", "operon"}
+    # a module set to None in sys.modules raises ImportError on import: the peer is missing
+    monkeypatch.setitem(sys.modules, "pyoperon", None)
+    monkeypatch.setitem(sys.modules, "pyoperon.sklearn", None)
+    msg = _peer_missing("operon")
+    assert msg.startswith("operon is not installed")
+    assert msg.endswith(": .venv/bin/pip install -e '.[bench]'")
+
+
+def test_bench_feynman_refuses_a_missing_peer_before_running(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "kan", None)
+    code = main(["bench", "feynman", "--equations", "I.12.1", "--peers", "pykan"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "pykan is not installed" in err and "[bench]" in err and "Traceback" not in err
+
+
+def test_pykan_formula_maps_back_to_raw_variables():
+    # a formula in pykan's model space (x_i scaled to [-1, 1], y standardised) and its raw form
+    # must give the same raw predictions; x_1 * x_2 is not invariant under either affine map
+    import numpy as np
+    import sympy
+
+    from kamoe.bench.peers import _to_raw
+    from kamoe.data import load
+    from kamoe.symbolic import evaluate
+
+    ds = load("feynman:I.12.1", seed=0, n=200)
+    x1, x2 = sympy.symbols("x_1 x_2")
+    model_space = 0.7 * x1 * x2 - 0.2 * sympy.sin(x1) + 0.1
+    raw = _to_raw(model_space, ds)
+    assert {s.name for s in raw.free_symbols} == set(ds.feature_names)
+    pred_model = evaluate(model_space, [x1, x2], ds.X_train)
+    want = ds.y_scaling.invert(pred_model.reshape(-1, 1)).ravel()
+    got = evaluate(raw, [sympy.Symbol(n) for n in ds.feature_names], ds.raw_X("train"))
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_operon_infix_parses_into_the_dataset_names():
+    import sympy
+
+    from kamoe.bench.peers import _parse_operon, operon_budget
+
+    mu, nn = sympy.symbols("mu Nn")
+    text = "(1.5 + ((-2.0) * ((v0 ^ 2) / sqrt(v1)))) - exp((-0.5) * v1)"  # Operon's own style
+    got = _parse_operon(text, ["mu", "Nn"])
+    assert sympy.simplify(got - (1.5 - 2 * mu**2 / sympy.sqrt(nn) - sympy.exp(-nn / 2))) == 0
+    # Operon's max_time leaves time for scoring: 6 s of 60, 30 % of a short budget, never < 1 s
+    assert operon_budget(60) == 54 and operon_budget(5) == 3 and operon_budget(0.5) == 1
+
+
+@pytest.mark.skipif(_not_installed("pyoperon"), reason="pyoperon not installed "
+                    "(the bench extra: .venv/bin/pip install -e '.[bench]')")
+def test_operon_row_on_an_easy_equation():
+    from kamoe.bench.peers import run
+    from kamoe.data import load
+
+    ds = load("feynman:I.12.1", seed=0, n=400)
+    row = run("operon", ds, 4.0, seed=0)  # 4 s budget: max_time 2 s
+    _check_row(row, "operon", ds)
+    assert row["method"] == "operon"
+    # Operon's own evaluation of its model and the parsed formula agree (the parse is right)
+    assert row["network_r2"] == pytest.approx(row["r2_test"], abs=1e-4)
+
+
+@pytest.mark.skipif(_not_installed("kan"), reason="pykan not installed "
+                    "(the bench extra: .venv/bin/pip install -e '.[bench]')")
+def test_pykan_row_on_an_easy_equation(monkeypatch):
+    import kamoe.bench.peers as peers
+    from kamoe.data import load
+
+    # the real recipe at a small size (the benchmark runs the tutorial's): 3 LBFGS steps per fit,
+    # one sum and one product node, a two-function library, so the test takes seconds
+    monkeypatch.setattr(peers, "PYKAN_STEPS", 3)
+    monkeypatch.setattr(peers, "PYKAN_WIDTH_HIDDEN", [1, 1])
+    monkeypatch.setattr(peers, "PYKAN_LIB", ["x", "x^2"])
+    monkeypatch.setattr(peers, "PYKAN_SYMBOLIC_POINTS", 50)
+    ds = load("feynman:I.12.1", seed=0, n=200)
+    row = peers.run("pykan", ds, 60.0, seed=0)
+    _check_row(row, "pykan", ds)
+    assert row["method"] == "pykan", row["formula"]  # every stage ran, the formula was scored
+    # the pruned network was scored in raw units: F = mu * Nn is one product node's output
+    assert row["network_r2"] > 0.99
+
+
+def test_run_peer_kills_a_peer_at_the_limit(monkeypatch):
+    import kamoe.bench.feynman as fb
+
+    # no allowance to start or to overrun: the child cannot finish
+    monkeypatch.setattr(fb, "_GRACE", 0.0)
+    monkeypatch.setattr(fb, "_STARTUP", 0.0)
+    job = {"id": "I.12.1", "peer": "operon", "limit": 0.05, "seed": 0, "noise": 0.0,
+           "paths": ["kan"]}
+    row = fb.run_peer(job)
+    assert row["method"] == "timeout" and row["recovered"] is False
+    assert row["runner"] == "operon" and "did not start within 0 s" in row["formula"]
+    assert row["seconds"] < 10  # killed, not waited for
