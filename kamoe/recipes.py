@@ -91,7 +91,8 @@ def training_config(model_name: str, dataset: Dataset, *, seed: int = 0,
 
     A plain KAN on formula data or a small table (has_formula_schedule): full-batch LBFGS
     (lr 1), at most 60 epochs, grid updates every 5 epochs during the first 10, early stopping
-    after 15 epochs without improvement. Everything else: Adam (lr 3e-3, batches of 128), at most 200 epochs, early stopping after 30.
+    after 15 epochs without improvement. Everything else: Adam (lr 3e-3, batches of 128), at
+    most 200 epochs, early stopping after 30.
     Raises TrainingError naming the allowed fields for an unknown override.
     """
     if has_formula_schedule(model_name, dataset):
