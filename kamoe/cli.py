@@ -16,7 +16,8 @@ from typing import Any
 
 BENCHES = {
     "speed": ("kamoe.bench.speed", "KANLinear vs nn.Linear forward+backward timings"),
-    "reproduce": ("kamoe.bench.reproduce", "the KAMoE paper's experiments (california, crypto)"),
+    "reproduce": ("kamoe.bench.reproduce",
+                  "the seed papers' experiments (california, crypto, mlpkan)"),
     "feynman": ("kamoe.bench.feynman", "formula recovery on the AI Feynman equations"),
     "dashboard": ("kamoe.bench.dashboard", "dashboard timings in a real browser"),
 }
