@@ -444,3 +444,15 @@ def test_crypto_real_files():
     assert (np.diff(t_train) > np.timedelta64(0)).all() and t_train[-1] < t_test[0]
     assert t_train[0] >= np.datetime64("2020-01-01")  # crop applied before windowing
     assert abs(len(ds.X_test) / (len(ds.X_train) + len(ds.X_test)) - 0.2) < 0.01  # 80/20
+
+
+def test_feynman_ranges_option_replaces_sampling_ranges():
+    ds = load("feynman:I.12.1", n=400, ranges={"mu": [-1, 1]})  # Nn keeps its range, 1..5
+    raw = ds.raw_X("train")
+    assert raw[:, 0].min() < 0 < raw[:, 0].max() and raw[:, 1].min() >= 1
+    assert ds.meta["ranges"]["mu"] == (-1.0, 1.0) and ds.meta["ranges"]["Nn"] == (1.0, 5.0)
+    np.testing.assert_allclose(np.abs(ds.X_train).max(0), 1, atol=0.02)  # still scaled to [-1, 1]
+    with pytest.raises(DataError, match="does not have; its variables are mu, Nn"):
+        load("feynman:I.12.1", ranges={"theta": [0, 1]})
+    with pytest.raises(DataError, match="needs finite low < high"):
+        load("feynman:I.12.1", ranges={"mu": [1, -1]})

@@ -30,6 +30,11 @@ _HOW = ("write one with numpy.savez(path, x_train=..., y_train=..., x_test=..., 
 def _read_archive(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DataError(f"cifar10: no file at {path}; {_HOW}.")
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
+        raise DataError(f"cifar10: {path} is not a NumPy .npz archive (the CIFAR-10 python "
+                        f"pickles are not read: load them yourself, then {_HOW}).")
     try:
         archive = np.load(path, allow_pickle=False)
     except ValueError as err:
