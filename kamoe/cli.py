@@ -25,6 +25,7 @@ BENCHES = {
     "feynman": ("kamoe.bench.feynman", "formula recovery on the AI Feynman equations"),
     "dashboard": ("kamoe.bench.dashboard", "dashboard timings in a real browser"),
     "ecosystem": ("kamoe.bench.ecosystem", "scikit-learn estimators, dispatch engine timings"),
+    "gpu": ("kamoe.bench.gpu", "KANLinear forward+backward and a small training on CUDA"),
 }
 
 
@@ -107,6 +108,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     model_cfg = _parse_config(args.config, "--config")
     train_cfg = _parse_config(args.train_config, "--train-config")
+    if args.device is not None:
+        from kamoe.train import resolve_device
+
+        resolve_device(args.device)  # an absent device fails before any data is loaded
+        train_cfg["device"] = args.device
     request = _dataset_request(args)
     dataset = request.load()
     if args.epochs is not None:
@@ -286,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="registry name, e.g. kan, kamoe-mlp")
     p.add_argument("--epochs", type=int)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="where to train: auto (CUDA, else MPS, else the CPU), cpu, "
+                   "cuda, cuda:N or mps (default: the recipe's, auto)")
     p.add_argument("--config", help="model settings as JSON, e.g. '{\"hidden\": [5]}'")
     p.add_argument("--train-config", help="training settings as JSON, e.g. '{\"lr\": 0.01}'")
     p.add_argument("--data-option", action="append", metavar="KEY=VALUE",

@@ -110,6 +110,18 @@ def training_config(model_name: str, dataset: Dataset, *, seed: int = 0,
 
 OPTIMIZERS = ("lbfgs", "adam", "adamw")  # what TrainConfig.validate accepts
 
+
+def device_choices() -> list[str]:
+    """The devices a training form offers: none without a GPU, else "auto" and those present.
+
+    A form shows no device setting when this is empty (every fit then runs on the CPU, which is
+    what TrainConfig's default "auto" resolves to there).
+    """
+    from kamoe.train import available_devices
+
+    present = available_devices()
+    return ["auto", *present] if len(present) > 1 else []
+
 # ---------------------------------------------------------------------------- form choices
 
 # The choices a settings form offers, from the constants the modules validate against.

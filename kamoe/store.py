@@ -93,8 +93,10 @@ def run_files(run: Run, parts: tuple[str, ...] = RUN_FILES) -> dict[str, bytes]:
                 "metrics": h.metrics if h else {}}
         out["run.json"] = _json_bytes(meta)
     if "weights.pt" in parts and run.model is not None:
+        from kamoe.train import cpu_state  # a model on a GPU saves what a CPU machine loads
+
         buf = io.BytesIO()
-        torch.save(run.model.state_dict(), buf)
+        torch.save(cpu_state(run.model), buf)
         out["weights.pt"] = buf.getvalue()
     if "history.json" in parts and h is not None:
         out["history.json"] = _json_bytes(h.to_dict())

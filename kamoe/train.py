@@ -81,8 +81,10 @@ def resolve_device(device: str = "auto") -> torch.device:
         kind = next(d for d in ("cuda", "mps", "cpu") if device_present(d))
     if not device_present(kind):
         present = ", ".join(available_devices())
+        build = (" (this torch is a CPU-only build; a CUDA build of torch is needed for a GPU)"
+                 if kind == "cuda" and torch.version.cuda is None else "")
         raise TrainingError(f"device {device!r} is not present on this machine (torch sees: "
-                            f"{present}); use device 'auto' or 'cpu'")
+                            f"{present}){build}; use device 'auto' or 'cpu'")
     if index is not None and index >= torch.cuda.device_count():
         raise TrainingError(f"device {device!r} is not present: this machine has "
                             f"{torch.cuda.device_count()} CUDA device(s), cuda:0 to "
@@ -120,7 +122,7 @@ class TrainConfig:
     lbfgs_iter: int = 10  # LBFGS iterations per epoch
     max_seconds: float | None = None
     seed: int = 0
-    device: str = "cpu"  # one of DEVICES: where the fit runs (auto: CUDA, else MPS, else CPU)
+    device: str = "auto"  # one of DEVICES: where the fit runs (auto: CUDA, else MPS, else CPU)
 
     def validate(self) -> TrainConfig:
         """Raise TrainingError naming any silly value (a device absent here is resolve_device's

@@ -63,6 +63,10 @@ with c[0]:
                               options=list(recipes.OPTIMIZERS))
     grid_updates = ui.remembered(st.number_input, "grid updates during the first epochs",
                                  f"{t}_grid", tdef.grid_update_epochs, min_value=0, step=1)
+    devices = recipes.device_choices()  # empty without a GPU: no device setting shown
+    device = (ui.remembered(st.selectbox, "device", f"{t}_device", tdef.device,
+                            options=devices, help="auto: CUDA, else MPS, else the CPU")
+              if devices else tdef.device)
 with c[1]:
     lr = ui.remembered(st.number_input, "learning rate", f"{t}_lr", float(tdef.lr),
                        min_value=0.0, format="%.4g")
@@ -96,7 +100,7 @@ if submitted and not s.busy:
             name, ds, seed=s.seed, epochs=int(epochs), optimizer=optimizer, lr=float(lr),
             batch_size=int(batch) or None, grid_update_epochs=int(grid_updates),
             patience=int(patience) or None, sparsity=float(sparsity),
-            max_seconds=float(max_seconds) or None)
+            max_seconds=float(max_seconds) or None, device=device)
         s.start_training(ds, name, cfg, tcfg)
     except USER_ERRORS as err:
         st.error(f"Cannot train with these settings: {err}")

@@ -343,3 +343,21 @@ def test_eight_sessions_training_at_once_all_finish_and_at_most_n_train_together
         print(f"8 sessions x 1 s trainings, {n} at once: {wall:.1f} s wall")
     finally:
         queue.set_capacity(before)
+
+
+def test_train_form_offers_a_device_only_when_a_gpu_is_present(monkeypatch):
+    from kamoe import recipes
+
+    at = new_app()
+    at.switch_page("pages/train.py").run()
+    if not recipes.device_choices():  # this machine has no GPU: no device setting
+        assert "device" not in [s.label for s in at.selectbox]
+    monkeypatch.setattr(recipes, "device_choices", lambda: ["auto", "cpu", "cuda"])
+    at.run()
+    box = next(s for s in at.selectbox if s.label == "device")
+    assert box.value == "auto" and box.options == ["auto", "cpu", "cuda"]
+    box.set_value("cpu").run()
+    at.button(key=TRAIN).click().run()
+    assert not at.exception
+    assert state(at).training.owner.train_config.device == "cpu"  # what the form asked for
+    wait_job(at)

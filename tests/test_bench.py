@@ -412,3 +412,14 @@ def test_cifar10_archive_loads_without_pickle_and_names_every_problem(tmp_path):
     for path, needle in cases:
         with pytest.raises(DataError, match=re.escape(needle)):
             load(f"cifar10:{path}")
+
+
+def test_gpu_bench_says_it_needs_cuda_without_one(capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["bench", "gpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "needs a CUDA device" in err
+    assert main(["bench", "gpu", "--device", "cpu"]) == 2  # the CPU is not what it times
+    assert "CUDA devices only" in capsys.readouterr().err

@@ -79,3 +79,18 @@ def test_train_json_reports_routing_specialisation_for_mixtures(capsys):
     assert routing["gates"]["net.0"]["nmi"] == routing["nmi"]
     assert main(["train", "--dataset", "moons", "--model", "mlp", "--epochs", "1", "--json"]) == 0
     assert "routing" not in json.loads(capsys.readouterr().out)  # no gate, no routing block
+
+
+def test_device_option_trains_on_the_cpu_and_refuses_an_absent_gpu(capsys):
+    import torch
+
+    assert main(["train", "--dataset", "friedman1", "--model", "kan", "--epochs", "2",
+                 "--device", "cpu", "--no-store", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["metrics"]["r2"] > 0  # it trained
+    if torch.cuda.is_available():
+        return  # the refusal below needs a machine without CUDA
+    out = run_cli("train", "--dataset", "friedman1", "--model", "kan", "--device", "cuda",
+                  "--no-store", timeout=120)
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert out.returncode == 2 and len(lines) == 1, out.stderr
+    assert "'cuda' is not present" in lines[0] and "'cpu'" in lines[0]

@@ -588,3 +588,25 @@ def test_mutual_information_term_rewards_decisive_balanced_routing():
 def test_bad_gate_options_name_the_setting(config, needle):
     with pytest.raises(ValueError, match=needle):
         build("kamoe-gru", (6, 1), 1, **config)
+
+
+def test_native_dispatch_only_takes_cpu_tensors():
+    from kamoe.nn.native import layer_plan
+
+    torch.manual_seed(0)
+    layer = KANLinear(3, 2)
+    x = torch.rand(5, 3)
+    if native_available():  # the control: the same layer and input on the CPU do run natively
+        assert layer_plan(layer, x) is not None
+    assert layer_plan(layer, x.to("meta")) is None  # a tensor on another device: torch path
+    meta_layer = KANLinear(3, 2).to("meta")
+    assert layer_plan(meta_layer, x) is None  # a layer on another device: torch path
+    assert layer_plan(meta_layer, x.to("meta")) is None
+
+
+def test_module_device_reads_parameters_then_buffers():
+    from kamoe.nn import module_device
+
+    assert module_device(KANLinear(2, 1)) == torch.device("cpu")
+    assert module_device(KANLinear(2, 1).to("meta")) == torch.device("meta")
+    assert module_device(torch.nn.ReLU()) == torch.device("cpu")  # neither: the CPU

@@ -102,3 +102,14 @@ def test_comparison_grid():
     cfg = recipes.compare_training_config(15, 10.0, seed=2)
     assert (cfg.optimizer, cfg.lr, cfg.epochs, cfg.max_seconds, cfg.patience) == (
         "adam", 1e-2, 15, 10.0, None)
+
+
+def test_device_choices_appear_only_with_a_gpu(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert recipes.device_choices() == []  # the Train form then shows no device setting
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert recipes.device_choices() == ["auto", "cpu", "cuda"]
+    assert recipes.training_config("kan", load("friedman1", seed=0)).device == "auto"

@@ -208,3 +208,72 @@ def test_load_never_unpickles_arbitrary_objects(tmp_path):
     torch.save({"x": Evil()}, path / "weights.pt")
     with pytest.raises(TrainingError):
         load_model(path)
+
+
+# ---------------------------------------------------------------------------- devices
+
+
+def _hide_gpus(monkeypatch) -> None:
+    """Make torch report no CUDA and no MPS device, whatever this machine has."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+def test_auto_and_cpu_train_identically_and_the_model_ends_on_the_cpu(monkeypatch):
+    _hide_gpus(monkeypatch)  # "auto" is then the CPU: the same numbers as before devices existed
+    ds = tiny_regression()
+    results = []
+    for device in ("cpu", "auto", None):  # None: TrainConfig's default
+        torch.manual_seed(0)
+        model = build_for("kan", ds, hidden=[3])
+        cfg = TrainConfig(epochs=4, batch_size=32, grid_update_epochs=2, sparsity=1e-3, seed=2,
+                          **({} if device is None else {"device": device}))
+        hist = fit(model, ds, cfg)
+        assert hist.device == "cpu"
+        assert {p.device.type for p in model.parameters()} == {"cpu"}
+        results.append((hist.train_loss, hist.val_loss, hist.metrics,
+                        predict(model, ds.X_test)))
+    for other in results[1:]:
+        assert other[:3] == results[0][:3]
+        assert np.array_equal(other[3], results[0][3])
+
+
+def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch):
+    from kamoe.train import available_devices, resolve_device
+
+    _hide_gpus(monkeypatch)
+    assert resolve_device("auto") == torch.device("cpu") and available_devices() == ["cpu"]
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("AUTO") == torch.device("cuda")
+    assert available_devices() == ["cpu", "cuda", "mps"]
+
+
+def test_an_absent_or_unknown_device_is_a_clear_error(monkeypatch):
+    from kamoe.train import resolve_device
+
+    _hide_gpus(monkeypatch)
+    ds = tiny_regression()
+    model = build_for("mlp", ds, hidden=[4])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(TrainingError, match=r"'cuda' is not present.*torch sees: cpu.*'auto' or "
+                                            r"'cpu'"):
+        fit(model, ds, TrainConfig(epochs=1, device="cuda"))
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # untouched
+    with pytest.raises(TrainingError, match="'mps' is not present"):
+        resolve_device("mps")
+    for bad in ("gpu", "cuda:x", 0):
+        with pytest.raises(TrainingError, match="device must be one of auto, cpu, cuda, mps"):
+            TrainConfig(device=bad).validate()
+
+
+def test_saved_weights_are_on_the_cpu(tmp_path):
+    ds = tiny_regression()
+    model = build_for("kan", ds, hidden=[2])
+    fit(model, ds, TrainConfig(epochs=1, device="cpu"))
+    path = save_model(model, tmp_path / "m", dataset=ds)
+    state = torch.load(path / "weights.pt", map_location="meta", weights_only=True)
+    assert state and all(v.device.type == "meta" for v in state.values())  # mapped, so readable
+    raw = torch.load(path / "weights.pt", weights_only=True)
+    assert {v.device.type for v in raw.values()} == {"cpu"}
