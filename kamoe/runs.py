@@ -91,6 +91,7 @@ class Run:
     stored: bool = False  # whether the run store holds it
     params_hint: int = 0  # the parameter count stored with the run (before its model is loaded)
     architecture: dict[str, Any] | None = None  # model.config: rebuilds the model (store)
+    estimator: dict[str, Any] | None = None  # a saved scikit-learn estimator: class, params
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _symbolic: Any = field(default=None, repr=False)
 
@@ -184,6 +185,11 @@ class Run:
                                           method="edges", variables=variables)
 
 
+def new_run_id() -> str:
+    """A fresh run id (12 hex digits)."""
+    return uuid.uuid4().hex[:12]
+
+
 def default_name(model_name: str, request: DatasetRequest) -> str:
     return f"{model_name} on {request.label or request.spec}"
 
@@ -195,7 +201,7 @@ def new_run(request: DatasetRequest, dataset: Dataset, model_name: str,
     train_config.validate()
     set_seed(train_config.seed)  # the initial weights follow the seed too
     model = build_for(model_name, dataset, **dict(model_config))
-    return Run(id=uuid.uuid4().hex[:12], name=default_name(model_name, request),
+    return Run(id=new_run_id(), name=default_name(model_name, request),
                request=request, model_name=model_name, model_config=dict(model_config),
                train_config=train_config, model=model, source=source,
                params_hint=model.n_params(), architecture=model.config)

@@ -168,6 +168,84 @@ class _KANEstimator(BaseEstimator):
         self.history_ = history
         self.dataset_ = dataset
 
+    # -- the run store
+    def save(self, store: Any = None, name: str | None = None) -> str:
+        """Store the fitted estimator as a run (listed by `kamoe runs list`); returns its id.
+
+        The run holds the model, history and settings, and the training arrays (``data.bin``,
+        dataset kind ``arrays``), so the dashboard's Runs page opens it like any other run.
+        ``store`` is a ``kamoe.store.RunStore`` (default: the one under ``$KAMOE_HOME``).
+        """
+        from kamoe.data.arrays import arrays_bytes
+        from kamoe.runs import DatasetRequest, Run, new_run_id
+        from kamoe.store import RunStore
+
+        check_is_fitted(self, "model_")
+        X, y = self._fit_arrays
+        ds = self.dataset_
+        options = {"task": ds.task, "feature_names": list(ds.feature_names),
+                   "target_names": list(ds.target_names), "x_scaling": ds.meta["x_scaling"],
+                   "name": ds.name}
+        label = f"{ds.name} arrays ({X.shape[0]} x {X.shape[1]})"
+        request = DatasetRequest(spec="arrays", seed=0, options=options,
+                                 data=arrays_bytes(X, y), data_name="arrays.npz", label=label)
+        params = self.get_params(deep=False)
+        if not isinstance(params["random_state"], (int, type(None))):
+            params["random_state"] = self.train_config_.seed  # the seed this fit drew
+        run = Run(id=new_run_id(), name=name or f"{type(self).__name__} ({self.model}) on "
+                  f"{label}", request=request, model_name=self.model,
+                  model_config=self._model_settings(), train_config=self.train_config_,
+                  model=self.model_, history=self.history_, source="sklearn",
+                  params_hint=self.model_.n_params(), architecture=dict(self.model_.config),
+                  estimator={"class": type(self).__name__, "params": params,
+                             "frame": hasattr(self, "feature_names_in_"),
+                             **self._saved_state()})
+        (store if store is not None else RunStore()).save(run)
+        return run.id
+
+    @classmethod
+    def load(cls, run_id: str, store: Any = None) -> Any:
+        """The fitted estimator a run saved by ``save`` holds (an id or a unique prefix).
+
+        Raises ``kamoe.store.StoreError`` naming the problem for a run saved otherwise.
+        """
+        import io
+
+        from kamoe.store import RunStore, StoreError
+
+        store = store if store is not None else RunStore()
+        run = store.get(run_id)
+        saved = run.estimator or {}
+        if saved.get("class") != cls.__name__ or run.request.spec != "arrays":
+            what = saved.get("class") or f"a {run.source} run"
+            raise StoreError(f"run {run.id} was not saved by {cls.__name__}.save (it is "
+                             f"{what}); open it with kamoe.store.RunStore().load_model")
+        try:
+            est = cls(**saved["params"])
+        except TypeError as err:
+            raise StoreError(f"run {run.id}: the stored {cls.__name__} parameters do not fit "
+                             f"this version ({err})") from None
+        dataset = run.request.load()
+        est.model_ = store.load_model(run)
+        est.config_ = dict(est.model_.config)
+        est.train_config_ = run.train_config
+        est.history_ = run.history
+        est.dataset_ = dataset
+        est.n_features_in_ = dataset.n_features
+        if saved.get("frame"):
+            est.feature_names_in_ = np.asarray(dataset.feature_names, dtype=object)
+        with np.load(io.BytesIO(run.request.data), allow_pickle=False) as archive:
+            est._fit_arrays = (archive["x_train"], archive["y_train"])
+        est._restore_state(saved, dataset)
+        return est
+
+    def _saved_state(self) -> dict[str, Any]:
+        """What a subclass's fit sets beyond the shared attributes (JSON values)."""
+        return {}
+
+    def _restore_state(self, saved: dict[str, Any], dataset: Any) -> None:
+        """Set what ``_saved_state`` kept, on a loaded estimator."""
+
     def _outputs(self, X: Any, batch_size: int = 4096) -> np.ndarray:
         """Model outputs (scaled targets or logits) for raw X, computed in float64.
 
@@ -210,8 +288,16 @@ class KANRegressor(RegressorMixin, _KANEstimator):
                          target_names=targets, x_scaling=self.x_scaling,
                          name=type(self).__name__)
         self._fit_dataset(ds)
+        self._fit_arrays = (X, y)  # what save() stores (references, not copies)
         self.n_outputs_ = ds.output_dim
         return self
+
+    def _saved_state(self) -> dict[str, Any]:
+        return {"y_1d": bool(self._y_1d)}
+
+    def _restore_state(self, saved: dict[str, Any], dataset: Any) -> None:
+        self._y_1d = bool(saved.get("y_1d", True))
+        self.n_outputs_ = dataset.output_dim
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted targets in the units of y."""
@@ -245,7 +331,11 @@ class KANClassifier(ClassifierMixin, _KANEstimator):
                          target_names=targets, x_scaling=self.x_scaling,
                          name=type(self).__name__)
         self._fit_dataset(ds)
+        self._fit_arrays = (X, y)  # what save() stores (references, not copies)
         return self
+
+    def _restore_state(self, saved: dict[str, Any], dataset: Any) -> None:
+        self.classes_ = dataset.meta["classes"]
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (softmax of the logits), columns in ``classes_`` order."""

@@ -5,7 +5,9 @@ Plain Python. The folder is ``$KAMOE_HOME`` (default ``~/.kamoe``); each run is 
 model and training settings, the metrics), ``weights.pt`` (a state dict, loaded with torch's
 ``weights_only``: never a pickle), ``history.json``, ``routing.json`` (per-epoch routing
 records), ``formulas.json`` (``FormulaResult.as_dict``), ``symbolic.json`` (the edge choices of
-the Formula page) and ``data.bin`` (an uploaded CSV's bytes).
+the Formula page) and ``data.bin`` (an uploaded CSV's bytes, or the arrays a scikit-learn
+estimator was fitted on as an .npz archive, dataset kind ``arrays``; ``run.json`` then also holds
+the estimator's class and parameters).
 
 Writes are atomic: a new run is written into ``tmp/`` and renamed into place in one step, an
 update replaces one file at a time with ``os.replace``, a deletion renames the folder away
@@ -91,6 +93,8 @@ def run_files(run: Run, parts: tuple[str, ...] = RUN_FILES) -> dict[str, bytes]:
                 "train_config": asdict(run.train_config), "dataset": run.request.to_dict(),
                 "params": model.n_params() if model is not None else run.params_hint,
                 "metrics": h.metrics if h else {}}
+        if run.estimator is not None:
+            meta["estimator"] = run.estimator
         out["run.json"] = _json_bytes(meta)
     if "weights.pt" in parts and run.model is not None:
         from kamoe.train import cpu_state  # a model on a GPU saves what a CPU machine loads
@@ -147,6 +151,9 @@ def run_from_files(files: dict[str, bytes]) -> Run:
     _need(re.fullmatch(r"[0-9A-Za-z]{1,64}", meta["id"]) is not None,
           "run.json: the run id must be 1-64 letters and digits")
     _need(_number(meta.get("created", 0)), "run.json: 'created' must be a number")
+    _need(isinstance(meta.get("estimator", {}), dict)
+          and isinstance(meta.get("estimator", {}).get("params", {}), dict),
+          "run.json: 'estimator' must be an object with the estimator's params")
     known = {f.name for f in fields(TrainConfig)}
     _need(set(meta["train_config"]) <= known, "run.json: unknown training settings "
                                               f"{sorted(set(meta['train_config']) - known)}")
@@ -184,7 +191,7 @@ def run_from_files(files: dict[str, bytes]) -> Run:
               model_config=meta["model_config"], train_config=train_config, history=history,
               created=float(meta.get("created", 0.0)), source=str(meta.get("source", "import")),
               params_hint=int(meta["params"]) if isinstance(meta.get("params"), int) else 0,
-              architecture=meta["model"])
+              architecture=meta["model"], estimator=meta.get("estimator"))
     if "routing.json" in files:
         run.routing = _routing_frame(_loads(files, "routing.json"))
     if "formulas.json" in files:

@@ -546,3 +546,27 @@ def test_feynman_ranges_option_replaces_sampling_ranges():
         load("feynman:I.12.1", ranges={"theta": [0, 1]})
     with pytest.raises(DataError, match="needs finite low < high"):
         load("feynman:I.12.1", ranges={"mu": [1, -1]})
+
+
+def test_arrays_archive_rebuilds_the_same_dataset_and_refuses_bad_bytes():
+    import io
+
+    from kamoe.data import from_arrays
+    from kamoe.data.arrays import arrays_bytes
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(30, 2)), rng.normal(size=30)
+    direct = from_arrays(X, y, feature_names=["a", "b"], x_scaling="minmax")
+    again = load("arrays", data=arrays_bytes(X, y), feature_names="a,b", x_scaling="minmax")
+    assert np.array_equal(direct.X_train, again.X_train)
+    assert np.array_equal(direct.y_train, again.y_train) and again.feature_names == ["a", "b"]
+    with pytest.raises(DataError, match="not a readable .npz"):
+        load("arrays", data=b"not an archive")
+    buf = io.BytesIO()
+    np.savez(buf, x_train=X, y_train=np.array([{"a": 1}] * 30, dtype=object))
+    with pytest.raises(DataError, match="not a readable .npz archive without pickles"):
+        load("arrays", data=buf.getvalue())
+    with pytest.raises(DataError, match="cannot be stored without pickling"):
+        arrays_bytes(X, np.array([object()] * 30, dtype=object))
+    with pytest.raises(DataError, match="needs the archive's bytes"):
+        load("arrays")

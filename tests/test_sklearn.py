@@ -187,3 +187,53 @@ def test_formula_callable_checks_its_arguments():
     with pytest.raises(ValueError, match="give every variable by name: x, v"):
         f(x=1.0)
     assert pickle.loads(pickle.dumps(f))(x=2.0, v=5.0) == 10.0
+
+
+def test_fitted_regressor_saves_into_the_run_store_and_loads_back(friedman, tmp_path,
+                                                                  monkeypatch, capsys):
+    import json
+
+    from kamoe.cli import main
+
+    monkeypatch.setenv("KAMOE_HOME", str(tmp_path / "home"))  # the default store is this one
+    X, y = friedman
+    cols = [f"f_{i}" for i in range(X.shape[1])]
+    df = pd.DataFrame(X, columns=cols)
+    est = KANRegressor(hidden=(3,), epochs=4, random_state=5).fit(df, pd.Series(y, name="t"))
+    run_id = est.save(name="friedman by script")
+    assert main(["runs", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    rows = listed["runs"] if isinstance(listed, dict) else listed
+    row = next(r for r in rows if r["id"] == run_id)
+    assert row["name"] == "friedman by script" and row["source"] == "sklearn"
+    loaded = KANRegressor.load(run_id[:6])  # a unique prefix, as `kamoe runs show` takes
+    assert np.array_equal(loaded.predict(df), est.predict(df))  # the same weights and scalings
+    assert list(loaded.feature_names_in_) == cols and loaded.n_features_in_ == 10
+    assert loaded.get_params()["hidden"] == [3] and loaded.random_state == 5
+    assert loaded.history_.metrics == est.history_.metrics
+    assert loaded.dataset_.target_names == ["t"] and loaded.predict(df).shape == (300,)
+    with pytest.raises(ValueError, match="feature names"):  # still checks names like sklearn
+        loaded.predict(df.rename(columns={"f_0": "other"}))
+    again = loaded.save()  # a loaded estimator saves again, to a new run
+    assert again != run_id and np.array_equal(KANRegressor.load(again).predict(df.iloc[:5]),
+                                              est.predict(df.iloc[:5]))
+
+
+def test_fitted_classifier_round_trips_through_an_explicit_store(tmp_path):
+    from sklearn.datasets import make_moons
+
+    from kamoe.store import RunStore, StoreError
+
+    store = RunStore(tmp_path / "store")
+    X, y = make_moons(n_samples=200, noise=0.1, random_state=0)
+    labels = np.array(["left", "right"], dtype=object)[y]  # object labels are stored as text
+    clf = KANClassifier(epochs=3).fit(X, labels)
+    run_id = clf.save(store=store)
+    back = KANClassifier.load(run_id, store=store)
+    assert list(back.classes_) == ["left", "right"]
+    assert (back.predict(X) == clf.predict(X)).all()
+    assert np.array_equal(back.predict_proba(X), clf.predict_proba(X))
+    with pytest.raises(StoreError, match="not saved by KANRegressor.save.*KANClassifier"):
+        KANRegressor.load(run_id, store=store)
+    with pytest.raises(StoreError, match="no stored run"):
+        KANClassifier.load("feedbeef", store=store)

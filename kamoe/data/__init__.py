@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kamoe.data.arrays import SCALINGS, load_arrays
 from kamoe.data.arrays import from_arrays as from_arrays
 from kamoe.data.csvtable import MAX_CSV_BYTES, read_table
 from kamoe.data.dataset import Affine, DataError, Dataset
@@ -169,6 +170,19 @@ _ENTRIES: dict[str, _Entry] = {
              "time_column": _Option("str", None, "makes it a sequence: sort by this column"),
              "window": _Option("int", 24, "window length when time_column is given")},
             arg="path", needs_file=True, example="csv:/path/to/file.csv",
+        ),
+        _Entry(
+            "arrays", "Arrays given from Python (kamoe.data.from_arrays), kept as an .npz "
+            "archive: how an estimator's saved run rebuilds its data", "auto", "tabular",
+            load_arrays,
+            {"data": _Option("any", None, "the archive's bytes (kamoe.data.arrays.arrays_bytes)"),
+             "task": _Option("str", "regression", "what y holds",
+                             ("regression", "classification")),
+             "feature_names": _Option("list", None, "variable names (default x1..xd)"),
+             "target_names": _Option("list", None, "target names (default y)"),
+             "x_scaling": _Option("str", "standard", "scaling of X", SCALINGS),
+             "name": _Option("str", "arrays", "the dataset's name")},
+            needs_file=True, example="arrays (from Python: KANRegressor.save)",
         ),
     ]
 }

@@ -128,3 +128,68 @@ def from_arrays(
     return Dataset(task="regression", y_train=ys.apply(Ytr), y_test=ys.apply(Yte),
                    target_names=list(target_names), y_scaling=ys,
                    exact_y={"train": Ytr, "test": Yte}, **common)
+
+
+# ---------------------------------------------------------------------------- arrays as bytes
+# The same archive layout as kamoe.data.images (CIFAR-10): a NumPy .npz holding x_train and
+# y_train (and x_test, y_test when the test split was given), read with allow_pickle=False.
+ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def arrays_bytes(X: np.ndarray, y: np.ndarray, test: tuple[Any, Any] | None = None) -> bytes:
+    """The .npz bytes of training arrays (and a test split) that :func:`load_arrays` reads.
+
+    Labels must be numbers or text (an object array of strings is stored as text): nothing in
+    the archive needs pickling.
+    """
+    import io
+
+    parts = {"x_train": X, "y_train": y}
+    if test is not None:
+        parts.update(x_test=test[0], y_test=test[1])
+    out = {}
+    for key, value in parts.items():
+        arr = np.asarray(value)
+        if arr.dtype == object:
+            if not all(isinstance(v, str) for v in arr.ravel()):
+                raise DataError(f"{key} holds Python objects that cannot be stored without "
+                                "pickling; use numbers or strings as labels.")
+            arr = arr.astype(str)
+        out[key] = arr
+    buf = io.BytesIO()
+    np.savez(buf, **out)
+    return buf.getvalue()
+
+
+def load_arrays(data: Any = None, *, seed: int = 0,
+                task: Literal["regression", "classification"] = "regression",
+                feature_names: list[str] | None = None, target_names: list[str] | None = None,
+                x_scaling: str = "standard", name: str = "arrays") -> Dataset:
+    """``from_arrays`` on the arrays of an .npz archive (bytes or file-like; ``arrays_bytes``).
+
+    ``seed`` is accepted like every loader's and unused: the split is the archive's own.
+    """
+    import io
+    import zipfile
+
+    how = "write one with kamoe.data.arrays.arrays_bytes(X, y)"
+    if data is None:
+        raise DataError(f"arrays needs the archive's bytes as data=...; {how}.")
+    source = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
+    try:
+        archive = np.load(source, allow_pickle=False)
+        if isinstance(archive, np.ndarray):
+            raise DataError(f"arrays: the data is a single array, not an .npz archive; {how}.")
+        with archive:
+            found = {k: archive[k] for k in ARRAY_KEYS if k in archive.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(f"arrays: the data is not a readable .npz archive without pickles "
+                        f"({type(err).__name__}); {how}.") from None
+    if "x_train" not in found or "y_train" not in found or (("x_test" in found)
+                                                            != ("y_test" in found)):
+        raise DataError(f"arrays: the archive needs x_train and y_train (and x_test with "
+                        f"y_test, or neither); it holds {', '.join(found) or 'nothing'}; {how}.")
+    test = (found["x_test"], found["y_test"]) if "x_test" in found else None
+    return from_arrays(found["x_train"], found["y_train"], task=task,
+                       feature_names=feature_names, target_names=target_names,
+                       x_scaling=x_scaling, test=test, name=name)
