@@ -12,6 +12,9 @@ returns ``self``; what was learned sits in attributes ending in ``_``:
   ``Dataset`` with its scalings), so ``kamoe.train.save_model(est.model_, path,
   dataset=est.dataset_, history=est.history_, train_config=est.train_config_)`` and the
   interpretation functions take a fitted estimator's parts as they are;
+* ``save(store=None, name=None)`` puts a fitted KAN estimator into the run store (a run of
+  dataset kind ``arrays`` holding the training arrays) and returns its id;
+  ``KANRegressor.load(run_id)`` / ``KANClassifier.load(run_id)`` give it back, fitted;
 * ``FormulaRegressor``: ``result_`` (what ``kamoe.symbolic.extract_formula`` returned),
   ``formula_`` (a picklable numpy function), ``sympy()`` and ``latex()``.
 
