@@ -79,3 +79,14 @@ def test_train_json_reports_routing_specialisation_for_mixtures(capsys):
     assert routing["gates"]["net.0"]["nmi"] == routing["nmi"]
     assert main(["train", "--dataset", "moons", "--model", "mlp", "--epochs", "1", "--json"]) == 0
     assert "routing" not in json.loads(capsys.readouterr().out)  # no gate, no routing block
+
+
+def test_formula_reads_the_kan_with_paths_kan_and_refuses_an_unknown_path(capsys):
+    # --paths kan: the formula must come from a trained KAN (method kan-*), not a data search
+    assert main(["formula", "--dataset", "feynman:I.12.1", "--paths", "kan", "--time-limit",
+                 "60", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["method"].startswith("kan") and out["recovered"], out
+    assert main(["formula", "--dataset", "feynman:I.12.1", "--paths", "kan,magic"]) == 2
+    err = capsys.readouterr().err
+    assert "magic" in err and "choose from kan, monomial, index" in err
