@@ -94,3 +94,14 @@ def test_device_option_trains_on_the_cpu_and_refuses_an_absent_gpu(capsys):
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert out.returncode == 2 and len(lines) == 1, out.stderr
     assert "'cuda' is not present" in lines[0] and "'cpu'" in lines[0]
+
+
+def test_formula_reads_the_kan_with_paths_kan_and_refuses_an_unknown_path(capsys):
+    # --paths kan: the formula must come from a trained KAN (method kan-*), not a data search
+    assert main(["formula", "--dataset", "feynman:I.12.1", "--paths", "kan", "--time-limit",
+                 "60", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["method"].startswith("kan") and out["recovered"], out
+    assert main(["formula", "--dataset", "feynman:I.12.1", "--paths", "kan,magic"]) == 2
+    err = capsys.readouterr().err
+    assert "magic" in err and "choose from kan, monomial, index" in err

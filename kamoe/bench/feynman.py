@@ -219,16 +219,12 @@ def _markdown(rows: list[dict[str, Any]], summ: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from kamoe import parallel
-    from kamoe.symbolic.pipeline import PATHS
+    from kamoe.symbolic.pipeline import parse_paths
 
     dispatch_options = parallel.options(args)
     parallel.check_options(**dispatch_options)
     ids = equation_ids(args.equations)
-    paths = [p.strip() for p in str(args.paths).split(",") if p.strip()]
-    bad = [p for p in paths if p not in PATHS]
-    if bad or not paths:
-        raise UserError(f"--paths: unknown path(s) {bad or paths}; choose from "
-                         f"{', '.join(PATHS)}")
+    paths = list(parse_paths(args.paths))
     peers = [p.strip() for p in str(args.peers).split(",") if p.strip()]
     bad = [p for p in peers if p not in PEERS]
     if bad:

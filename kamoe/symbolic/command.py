@@ -17,6 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--csv", help="a CSV file (use with --target)")
     parser.add_argument("--target", help="the CSV column to explain")
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds (default 60)")
+    parser.add_argument("--paths", default=None,
+                        help="where the formula may come from, comma-separated: kan (read from "
+                             "a trained KAN), monomial, index (searches on the data); default: "
+                             "all, in that order")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
@@ -27,8 +31,9 @@ def _num(v):
 
 def run(args: argparse.Namespace) -> int:
     from kamoe.data import load
-    from kamoe.symbolic.pipeline import extract_formula
+    from kamoe.symbolic.pipeline import PATHS, extract_formula, parse_paths
 
+    paths = parse_paths(args.paths) if args.paths else PATHS
     if args.csv:
         if not args.target:
             raise FormulaError("--csv needs --target COLUMN naming the column to explain")
@@ -47,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     # start-up (imports, data) already spent is subtracted.
     started = getattr(args, "started", None) or time.time()
     budget = max(1.0, args.time_limit - (time.time() - started))
-    res = extract_formula(ds, time_limit=budget, seed=args.seed, progress=progress)
+    res = extract_formula(ds, time_limit=budget, seed=args.seed, paths=paths,
+                          progress=progress)
     out = res.as_dict()
     out = {k: _num(v) for k, v in out.items()}
     if args.json:

@@ -247,12 +247,15 @@ def equivalent(
 
     Floats are rounded first (3 decimals, |v| < 1e-4 -> 0). The constant test is numeric on
     random points within ``ranges`` (default [1, 5] per variable), then confirmed symbolically by
-    ``sympy.simplify`` under ``timeout`` seconds (a timed-out simplify trusts the numeric test).
+    ``sympy.simplify`` under ``timeout`` seconds (a timed-out simplify, or a pair larger than
+    ``_SYMBOLIC_OPS`` operations, trusts the numeric test).
     """
     found = round_floats(sympy.sympify(found))
     truth = sympy.sympify(truth)
     syms = sorted(found.free_symbols | truth.free_symbols, key=lambda s: s.name)
-    if not found.free_symbols or found.is_constant(simplify=False):
+    # (sympy's is_constant can run simplify for minutes even with simplify=False; a constant
+    # formula is caught numerically below)
+    if not found.free_symbols:
         return False
     rng = np.random.default_rng(seed)
     ranges = ranges or {}
@@ -287,8 +290,13 @@ def equivalent(
         q = round_floats(sympy.simplify(found / truth, ratio=1))
         return bool(not q.free_symbols or q.is_constant(simplify=False))
 
+    if sympy.count_ops(found) + sympy.count_ops(truth) > _SYMBOLIC_OPS:
+        return True  # simplify of a large pair can outlive any timeout in its abandoned thread
     res = _with_timeout(symbolic, timeout)
     return True if res is None else bool(res)
+
+
+_SYMBOLIC_OPS = 80  # operations in found + truth above which only the numeric test is used
 
 
 # ----------------------------------------------------------------------------- exports

@@ -64,6 +64,18 @@ METHODS = {
 }
 # the choices of where a formula may come from, for the pages
 PATH_CHOICES = {"the KAN only": ("kan",), "the KAN, then searches on the data": PATHS}
+
+
+def parse_paths(text: str) -> tuple[str, ...]:
+    """'kan,monomial' -> ("kan", "monomial"); FormulaError naming the choices for a bad list."""
+    paths = tuple(p.strip() for p in str(text).split(",") if p.strip())
+    bad = [p for p in paths if p not in PATHS]
+    if bad or not paths:
+        raise FormulaError(f"--paths: unknown path(s) {bad or list(paths)}; choose from "
+                           f"{', '.join(PATHS)} (comma-separated)")
+    return paths
+
+
 _SIMPLER_BAND = 1.02  # candidates within 2 % of the best held-out error: the simplest wins
 MIN_ROWS = 10  # training rows: 4/5 to refit constants on, 1/5 (at least 2) to score them
 ROUNDING_SHARE = 0.15  # of the budget kept for rounding and simplifying the chosen formula
