@@ -13,6 +13,8 @@ and 1 MLP cell per seed. Results go to ``--out`` one JSON line per finished cell
 cell finishes; a sweep started again with the same ``--out`` skips the cells already there, so a
 killed sweep resumes where it stopped (a line cut short by the kill is dropped). Progress goes to
 stderr; the summary (mean and std over seeds per cell) to stdout, as JSON with ``--json``.
+``--device`` sets where every cell trains (checked on this machine unless ``--address`` sends
+the cells to a cluster); each result line records the device its cell used.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-home", default=os.environ.get("KAMOE_DATA_HOME"),
                    help="folder with downloaded datasets (default $KAMOE_DATA_HOME)")
     p.add_argument("--out", required=True, help="JSONL results file (created, or resumed)")
+    p.add_argument("--device", default=None,
+                   help="where every cell trains: auto, cpu, cuda, cuda:N or mps (default: the "
+                        "recipe's, auto, on each worker); not part of a cell's identity")
     parallel.add_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
@@ -141,11 +146,12 @@ def run_cell(task: dict[str, Any]) -> dict[str, Any]:
                   task.get("data_home"))
     set_seed(cell["seed"])  # the initial weights depend on the seed too
     model = build_for(cell["model"], ds, **cell["settings"])
-    cfg = _train_config(cell["model"], ds, cell["train"], cell["seed"])
+    device = {"device": task["device"]} if task.get("device") else {}
+    cfg = _train_config(cell["model"], ds, {**cell["train"], **device}, cell["seed"])
     cpu0 = time.process_time()
     hist = fit(model, ds, cfg)
     return {**cell, "metrics": hist.metrics, "params": model.n_params(),
-            "epochs": len(hist.epochs), "stopped": hist.stopped,
+            "epochs": len(hist.epochs), "stopped": hist.stopped, "device": hist.device,
             "seconds": round(hist.seconds, 4), "cpu_s": round(time.process_time() - cpu0, 4),
             "worker": f"{socket.gethostname()}:{os.getpid()}"}
 
@@ -236,6 +242,12 @@ def run(args: argparse.Namespace) -> int:
         except TypeError as err:
             raise TrainingError(f"{_label({'model': m, 'settings': s, 'train': t})}: {err}") \
                 from None
+    if args.device is not None:
+        from kamoe.train import TrainConfig, resolve_device
+
+        TrainConfig(device=args.device).validate()  # a name that is no device, here
+        if args.address is None:  # local workers: the device must be on this machine
+            resolve_device(args.device)
     out = Path(args.out)
     done = read_results(out, args.dataset, options)
     todo = [c for c in cells if cell_key(c) not in done]
@@ -247,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     fresh: list[dict[str, Any]] = []
     if todo:
-        tasks = [{"cell": c, "data_home": args.data_home} for c in todo]
+        tasks = [{"cell": c, "data_home": args.data_home, "device": args.device} for c in todo]
         with contextlib.ExitStack() as stack:
             fh = None  # opened at the first result: an engine that fails leaves no file
             for _, row in parallel.dispatch(run_cell, tasks, **parallel.options(args)):

@@ -110,9 +110,23 @@ def test_user_errors_exit_2_with_one_line(tmp_path, capsys):
              (["--models", "kan", "--grid", '{"optimizer": ["sgd"]}'], "optimizer must be"),
              (["--models", "kan", "--backend", "loky", "--address", "tcp://127.0.0.1:1"],
               "--address needs --backend dask or ray"),
-             (["--models", " ", "--seeds", "1"], "--models is empty")]
+             (["--models", " ", "--seeds", "1"], "--models is empty"),
+             (["--models", "kan", "--device", "tpu"], "device must be one of auto, cpu")]
     for extra, needle in cases:
         assert main(["sweep", *DATA, "--out", out, *extra]) == 2
         err = capsys.readouterr().err
         assert needle in err and err.count("\n") == 1, err
     assert not Path(out).exists()
+
+
+def test_device_option_reaches_every_cell_and_an_absent_one_is_refused(tmp_path, capsys,
+                                                                       monkeypatch):
+    out = tmp_path / "s.jsonl"
+    assert main(["sweep", *DATA, "--models", "kan", "--epochs", "2", "--device", "cpu",
+                 "--out", str(out), "--json"]) == 0
+    assert json.loads(out.read_text())["device"] == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # whatever this machine has
+    assert main(["sweep", *DATA, "--models", "kan", "--device", "cuda",
+                 "--out", str(tmp_path / "t.jsonl")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "'cuda' is not present" in err and not (tmp_path / "t.jsonl").exists()
