@@ -361,3 +361,19 @@ def test_train_form_offers_a_device_only_when_a_gpu_is_present(monkeypatch):
     assert not at.exception
     assert state(at).training.owner.train_config.device == "cpu"  # what the form asked for
     wait_job(at)
+
+
+def test_a_saved_estimator_opens_in_the_dashboard_like_any_run():
+    import numpy as np
+
+    from kamoe.sklearn import KANRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, size=(120, 2))
+    run_id = KANRegressor(hidden=(2,), epochs=2).fit(X, X[:, 0] * X[:, 1]).save(name="by script")
+    at = new_app()  # the store is this test's KAMOE_HOME (clear_caches)
+    assert [r.id for r in state(at).runs] == [run_id]
+    for page in ("pages/runs.py", "pages/splines.py", "pages/formula.py"):
+        at.switch_page(page).run()
+        assert not at.exception, page
+    assert state(at).active_run().model is not None  # its weights were loaded for the plots
