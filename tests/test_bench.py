@@ -354,8 +354,8 @@ def test_mlpkan_smoke_json_resume_and_cifar(tmp_path, capsys):
 def test_mlpkan_keeps_finished_fits_when_a_later_fit_fails(tmp_path):
     import argparse
 
+    from kamoe.bench.jobs import _run_jobs
     from kamoe.bench.mlpkan import _fit_one, build_jobs
-    from kamoe.bench.reproduce import _run_jobs
     from kamoe.data import DataError
 
     ns = argparse.Namespace(parts="function", equations="I.12.1", ranges="pykan", seeds=1,

@@ -26,6 +26,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from kamoe.bench.peers import PEERS
 from kamoe.errors import UserError
 
 HOLDOUT = (
@@ -33,7 +34,6 @@ HOLDOUT = (
     "I.43.43 I.47.23 II.6.11 II.8.7 II.11.3 II.11.17 II.11.28 II.13.17 II.15.5 II.24.17 "
     "II.34.11 II.34.29b II.36.38 III.9.52 III.10.19 III.13.18 III.15.12 III.15.14"
 ).split()
-PEERS = ("pykan", "operon")
 _GRACE = 15.0  # seconds a peer may run past the limit (its scoring) before it is killed
 _STARTUP = 120.0  # seconds a peer's process may take to import its peer and load the data
 

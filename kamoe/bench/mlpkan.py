@@ -71,7 +71,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kamoe.bench.reproduce import _common, _list, _load_results, _run_jobs, _seeds
+from kamoe.bench.jobs import _common, _list, _load_results, _run_jobs, _seeds
 from kamoe.errors import UserError
 
 # The paper's Table 2 (papers.md 5.3): label, registry ID, test RMSE of KAN, MLP, MLP-KAN.

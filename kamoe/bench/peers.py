@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import sympy
 
+PEERS = ("pykan", "operon")  # the peers bench feynman can run beside kamoe
 INSTALL = ".venv/bin/pip install -e '.[bench]'"
 SCORING_RESERVE = 6.0  # seconds kept for the formula's test score and the equivalence check
 
@@ -67,8 +68,6 @@ def _import_check(peer: str) -> None:
 
 def available(peer: str) -> str | None:
     """None when ``peer`` can run here, else one line: what is missing and how to install it."""
-    from kamoe.bench.feynman import PEERS
-
     if peer not in PEERS:
         return f"unknown peer {peer!r}; choose from {', '.join(PEERS)}"
     try:

@@ -16,12 +16,11 @@ import itertools
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from kamoe import parallel
+from kamoe.bench.jobs import _common, _list, _load_results, _run_jobs, _seeds
 from kamoe.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,10 +40,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 VARIANT_PREFIX = {"standard": "", "moe": "moe-", "kamoe": "kamoe-"}
-
-
-def _list(text: str, cast=str) -> list:
-    return [cast(v.strip()) for v in str(text).split(",") if v.strip()]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,23 +69,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     mlpkan.add_arguments(sub.add_parser(
         "mlpkan", help="MLP-KAN's Feynman table, routing split, representation and ablations"))
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--first-seed", type=int, default=0,
-                   help="seeds run are first-seed .. first-seed + seeds - 1 (split a grid "
-                        "over several processes, then join them with --from-json)")
-    p.add_argument("--from-json", default=None,
-                   help="no fitting: print the table of the results saved in these JSON files "
-                        "(comma-separated; written by --out)")
-    p.add_argument("--max-epochs", type=int, default=1000)
-    parallel.add_arguments(p)  # --backend, --address, --jobs
-    p.add_argument("--out", default=None, help="also write the table (markdown) and JSON here")
-
-
-def _seeds(args) -> range:
-    return range(args.first_seed, args.first_seed + args.seeds)
 
 
 def _fit_one(job: dict[str, Any]) -> dict[str, Any]:
@@ -167,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
         results = _load_results(_list(args.from_json), keys, args.task)
         wall = None
     else:
-        results = _run_jobs(args, _california_jobs(args) if california else _crypto_jobs(args))
+        results = _run_jobs(args, _california_jobs(args) if california else _crypto_jobs(args),
+                            _fit_one)
         wall = time.time() - t0
     from kamoe import recipes
 
@@ -181,42 +160,6 @@ def run(args: argparse.Namespace) -> int:
         if not args.from_json:
             Path(args.out).with_suffix(".json").write_text(json.dumps(results, indent=1))
     return 0
-
-
-def _load_results(names: list[str], keys: tuple[str, ...], task: str,
-                  metrics: tuple[str, ...] = ("r2",)) -> list[dict[str, Any]]:
-    """Fits saved by an earlier ``--out`` run (its .json files), checked before use."""
-    needed = set(keys) | set(metrics) | {"cpu_s", "epochs", "params"}
-    results: list[dict[str, Any]] = []
-    for name in names:
-        hint = f"pass the .json files that `kamoe bench reproduce {task} --out FILE` wrote"
-        try:
-            rows = json.loads(Path(name).read_text())
-        except OSError as err:
-            raise UserError(f"--from-json: cannot read {name} ({err.strerror}); {hint}") from None
-        except json.JSONDecodeError:
-            raise UserError(f"--from-json: {name} is not JSON; {hint}") from None
-        if not (isinstance(rows, list)
-                and all(isinstance(r, dict) and needed <= r.keys() for r in rows)):
-            raise UserError(f"--from-json: {name} does not hold {task} results; {hint}")
-        results += rows
-    return results
-
-
-def _run_jobs(args, jobs: list[dict[str, Any]], worker=_fit_one,
-              done: list[dict[str, Any]] = ()) -> list[dict[str, Any]]:
-    """Run ``worker`` on every job; ``done`` (earlier results) and each new one saved to --out."""
-    # Fail early, in this process, on a missing data folder (one clear message, exit 2).
-    from kamoe.data import load
-
-    load(jobs[0]["spec"], seed=0, **jobs[0]["options"])
-    results = list(done)
-    for _, r in parallel.dispatch(worker, jobs, **parallel.options(args)):
-        results.append(r)  # in the order they finish; the table sorts its rows
-        print(f"{json.dumps(r)}", file=sys.stderr, flush=True)
-        if args.out:  # keep what has finished, in case the run is cut short
-            Path(args.out).with_suffix(".json").write_text(json.dumps(results, indent=1))
-    return results
 
 
 def _table(results: list[dict[str, Any]], keys: tuple[str, ...], ref: dict) -> str:
