@@ -114,14 +114,20 @@ _SPECIAL = [b1 * b2 for b1 in (sympy.Integer(1), sympy.pi, sympy.pi**2, sympy.sq
             for b2 in (sympy.Integer(1), sympy.sqrt(2), sympy.sqrt(3))][1:] + [sympy.E]
 
 
+_SPECIAL_TERMS = 8  # largest numerator and denominator of a fraction times pi, sqrt(2), ...
+
+
 def simple_values(v: float, max_den: int = 12) -> list[sympy.Expr]:
     """Simple closed forms near v: integers, small fractions, rational multiples of pi etc."""
     out: list[tuple[float, sympy.Expr]] = []
     for base in [sympy.Integer(1), *_SPECIAL]:  # noqa: B007
         b = float(base)
         for mult in (b, 1.0 / b):
-            q = Fraction(v / mult).limit_denominator(max_den)
-            if q.numerator == 0 or abs(q.numerator) > 64:
+            # beside pi, sqrt(2), ...: small fractions only (3/(8 pi^2) reads as physics,
+            # 37 sqrt(2)/(14 sqrt(pi)) is a float written badly)
+            den = max_den if base == 1 else min(max_den, _SPECIAL_TERMS)
+            q = Fraction(v / mult).limit_denominator(den)
+            if q.numerator == 0 or abs(q.numerator) > (64 if base == 1 else _SPECIAL_TERMS):
                 continue
             cand = sympy.Rational(q.numerator, q.denominator) * (base if mult == b else 1 / base)
             err = abs(float(cand) - v) / max(abs(v), 1e-12)
