@@ -20,7 +20,8 @@ from kamoe.errors import USER_ERRORS, UserError
 
 BENCHES = {
     "speed": ("kamoe.bench.speed", "KANLinear vs nn.Linear forward+backward timings"),
-    "reproduce": ("kamoe.bench.reproduce", "the KAMoE paper's experiments (california, crypto)"),
+    "reproduce": ("kamoe.bench.reproduce",
+                  "the seed papers' experiments (california, crypto, mlpkan)"),
     "feynman": ("kamoe.bench.feynman", "formula recovery on the AI Feynman equations"),
     "dashboard": ("kamoe.bench.dashboard", "dashboard timings in a real browser"),
     "ecosystem": ("kamoe.bench.ecosystem", "scikit-learn estimators, dispatch engine timings"),

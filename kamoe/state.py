@@ -217,14 +217,17 @@ class SessionState:
                                                      train_config))
         return self.compare
 
-    def start_formula(self, run: Run, dataset: Dataset, time_limit: float) -> Job:
-        """Queue a formula extraction for ``run`` (its KAN is reused when it is a plain one)."""
+    def start_formula(self, run: Run, dataset: Dataset, time_limit: float,
+                      paths: tuple[str, ...] | None = None) -> Job:
+        """Queue a formula extraction for ``run`` (its KAN is read when it is a plain one);
+        ``paths`` as ``extract_formula`` takes them (None: its default order)."""
         from kamoe.symbolic import extract_formula
+        from kamoe.symbolic.pipeline import PATHS
 
         model = run.model if run.supports_symbolic() else None
         job = function_job(extract_formula, "formula", f"formula of {run.label}", owner=run.id,
                            dataset=dataset, model=model, time_limit=float(time_limit),
-                           seed=int(self.seed))
+                           seed=int(self.seed), paths=tuple(paths or PATHS))
         self.formula_jobs[run.id] = self.queue.submit(job)
         return job
 

@@ -188,6 +188,13 @@ def predictions(run_id: str, _run: Run, _ds: Dataset) -> np.ndarray:
 # ---------------------------------------------------------------------------- UI bits
 
 
+def plain(text: str) -> str:
+    """Text shown as it is in markdown: emphasis, code and math marks escaped (c*x(a*u+b)+d)."""
+    for mark in ("\\", "*", "_", "`", "$"):
+        text = text.replace(mark, "\\" + mark)
+    return text
+
+
 def explain(text: str, title: str = "What am I looking at?") -> None:
     """A one-paragraph help under a plot."""
     with st.expander(title):

@@ -103,6 +103,9 @@ def test_formula_is_extracted_and_recovered_on_the_default_flow():
     assert not at.exception
     assert any("4 \\pi r^{2}" in lat.value for lat in at.latex)
     assert any("Recovered" in s.value for s in at.success)
+    # the default flow's formula comes out of the trained KAN, and the page says so
+    assert any("read from the KAN" in s.value for s in at.success)
+    assert any("How it was derived" in m.value for m in at.markdown)
     assert len(at.code) == 4  # search log + LaTeX, Python, sympy exports
 
 

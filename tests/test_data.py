@@ -534,3 +534,15 @@ def test_csv_many_valued_text_column_names_the_features_option_everywhere():
         load("csv", data=text)
     assert "Input columns" in str(err.value)  # the Data page's control for that option
     assert load("csv", data=text, features="a").feature_names == ["a"]
+
+
+def test_feynman_ranges_option_replaces_sampling_ranges():
+    ds = load("feynman:I.12.1", n=400, ranges={"mu": [-1, 1]})  # Nn keeps its range, 1..5
+    raw = ds.raw_X("train")
+    assert raw[:, 0].min() < 0 < raw[:, 0].max() and raw[:, 1].min() >= 1
+    assert ds.meta["ranges"]["mu"] == (-1.0, 1.0) and ds.meta["ranges"]["Nn"] == (1.0, 5.0)
+    np.testing.assert_allclose(np.abs(ds.X_train).max(0), 1, atol=0.02)  # still scaled to [-1, 1]
+    with pytest.raises(DataError, match="does not have; its variables are mu, Nn"):
+        load("feynman:I.12.1", ranges={"theta": [0, 1]})
+    with pytest.raises(DataError, match="needs finite low < high"):
+        load("feynman:I.12.1", ranges={"mu": [1, -1]})

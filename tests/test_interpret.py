@@ -243,6 +243,14 @@ def test_mlp_kan_counts_and_kind_shares():
         np.testing.assert_allclose(s.tokens.sum(-1), 1.0, atol=1e-5)
     ks = kind_shares(stats)
     assert np.allclose(ks.groupby("gate")["selected_share"].sum(), 1.0)
+    # skip_tokens=1 leaves out the [CLS] token: the share among the 6 feature tokens only
+    s = stats[next(iter(stats))]
+    kinds = np.asarray(s.expert_kinds)
+    by_hand = float((kinds[s.chosen[:, 1:]] == "kan").mean())
+    data_only = kind_shares(stats, skip_tokens=1)
+    got = data_only[(data_only.gate == s.path) & (data_only.kind == "kan")]["selected_share"]
+    assert float(got.iloc[0]) == pytest.approx(by_hand)
+    assert s.selection_counts(skip_tokens=1).sum() == 50 * 6 * 2  # 6 feature tokens, k = 2
     summary = routing_summary(stats)
     assert set(summary.kind) == {"mlp", "kan"}
     by = routing_by_group(tf, X, quantile_groups(X[:, 0], 2), "x0")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from kamoe import recipes
 from kamoe.data import load
+from kamoe.data.arrays import from_arrays
 from kamoe.models import DEFAULTS, build, model_names
 from kamoe.nn.fasterkan import NORMS
 from kamoe.nn.gates import GATES
@@ -40,9 +42,15 @@ def test_training_schedules():
     kan = recipes.training_config("kan", feynman, seed=4)
     assert (kan.optimizer, kan.lr, kan.epochs, kan.batch_size, kan.grid_update_epochs,
             kan.patience, kan.seed) == ("lbfgs", 1.0, 60, None, 10, 15, 4)
-    # No known formula: Adam. And `kamoe train --dataset regimes --model kamoe-gru` keeps the
-    # schedule it had before the recipes existed (Adam 3e-3, 200 epochs, batch 128, patience 30).
-    for name, ds in (("kan", diabetes), ("mlp", feynman), ("kamoe-gru", regimes)):
+    # A small table (diabetes: 10 features, 354 training rows) gets the same full-batch schedule;
+    # a large one (6000 rows) or another model gets Adam. And `kamoe train --dataset regimes
+    # --model kamoe-gru` keeps the schedule it had before the recipes existed (Adam 3e-3,
+    # 200 epochs, batch 128, patience 30).
+    assert recipes.training_config("kan", diabetes).optimizer == "lbfgs"
+    rng = np.random.default_rng(0)
+    large = from_arrays(rng.normal(size=(8000, 3)), rng.normal(size=8000))
+    assert len(large.X_train) > recipes.SMALL_TABLE["max_rows"]
+    for name, ds in (("kan", large), ("mlp", feynman), ("kamoe-gru", regimes)):
         cfg = recipes.training_config(name, ds)
         assert (cfg.optimizer, cfg.lr, cfg.epochs, cfg.batch_size, cfg.patience) == (
             "adam", 3e-3, 200, 128, 30), name

@@ -374,11 +374,11 @@ def test_derivation_figure_draws_the_tree_of_a_kan_reading():
 
     # I.10.7's derivation: m_0 * (an edge of v/c), the edge read exactly
     graph = {"kind": "product", "children": [
-        {"kind": "edge", "input": "m_0", "function": "power u^1", "formula": "1.0*_u",
+        {"kind": "edge", "input": "m_0", "function": "power u^1", "text": "m_0",
          "exact": True},
         {"kind": "symmetry", "label": "depends on v/c", "variable": "(v/c)", "child": {
             "kind": "edge", "input": "(v/c)", "function": "c*1/sqrt(a*u^2+b)+d",
-            "formula": "1/sqrt(1 - 0.999999*_u**2)", "exact": False}}]}
+            "text": "1/sqrt(1 - 1.0*(v/c)**2)", "exact": False}}]}
     nodes, links = layout(graph)
     assert [n["kind"] for n in nodes] == ["product", "edge", "symmetry", "edge"]
     assert len(links) == 3 and nodes[0]["y"] > nodes[2]["y"] > nodes[3]["y"]  # output on top
@@ -386,7 +386,7 @@ def test_derivation_figure_draws_the_tree_of_a_kan_reading():
         fig = derivation_figure(graph, output="m", theme=theme)
         texts = [t for tr in fig.data if tr.text is not None for t in tr.text]
         assert "1/sqrt(1 - 1.0*(v/c)**2)" in texts  # the edge's shape, in its own variable
-        assert "m_0" in texts and "u = v/c" in texts  # its scale left to the formula
+        assert "m_0" in texts and "u = v/c" in texts
         names = {tr.name for tr in fig.data if tr.name}
         assert names == {"edge read exactly", "edge: best fit, not exact", "combination"}
         bg = palette(theme).background

@@ -20,8 +20,10 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from kamoe.errors import UserError
@@ -32,7 +34,8 @@ HOLDOUT = (
     "II.34.11 II.34.29b II.36.38 III.9.52 III.10.19 III.13.18 III.15.12 III.15.14"
 ).split()
 PEERS = ("pykan", "operon")
-_GRACE = 15.0  # seconds a peer may run past the limit (its own start-up) before it is killed
+_GRACE = 15.0  # seconds a peer may run past the limit (its scoring) before it is killed
+_STARTUP = 120.0  # seconds a peer's process may take to import its peer and load the data
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -104,42 +107,54 @@ def _error_row(job: dict[str, Any], runner: str, t0: float, exc: BaseException |
 
 
 def run_peer(job: dict[str, Any]) -> dict[str, Any]:
-    """One equation through a peer, in a child process killed at the limit (plus start-up).
-
-    A plain subprocess (not multiprocessing), so it also works from the daemonic worker
-    processes of a Dask cluster; the row comes back as JSON on the child's stdout.
-    """
+    """One equation through a peer, in a child process killed at the limit (plus grace)."""
+    # a subprocess, not a multiprocessing child: the pool's workers are daemonic and may not
+    # have children of their own. The clock starts when the child has imported its peer and
+    # loaded the data (on a busy machine that alone can take longer than the grace).
     t0 = time.time()
-    code = "from kamoe.bench.feynman import _peer_main; _peer_main()"
-    try:
-        done = subprocess.run([sys.executable, "-c", code], input=json.dumps(job), text=True,
-                              capture_output=True, timeout=job["limit"] + _GRACE)
-    except subprocess.TimeoutExpired:
-        row = _error_row(job, job["peer"], t0, f"overran the {job['limit']:g} s budget")
-        row["method"] = "timeout"
-        return row
-    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr or "").strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
-        return _error_row(job, job["peer"], t0, f"the peer process failed: {tail[0][:200]}")
-    return json.loads(lines[-1])
+    with tempfile.TemporaryDirectory() as tmp:
+        out, ready, err = (Path(tmp) / n for n in ("row.json", "ready", "stderr.txt"))
+        cmd = [sys.executable, "-c", "import sys; from kamoe.bench.feynman import _peer_child; "
+               "_peer_child(*sys.argv[1:])", json.dumps(job), str(out), str(ready)]
+        with open(err, "w") as fh:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=fh)
+            while not ready.exists() and proc.poll() is None and time.time() < t0 + _STARTUP:
+                time.sleep(0.05)
+            started = time.time()
+            try:
+                proc.wait(timeout=job["limit"] + _GRACE if ready.exists() else 0)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                why = (f"overran the {job['limit']:g} s budget" if ready.exists() else
+                       f"did not start within {_STARTUP:g} s")
+                row = _error_row(job, job["peer"], started, why)
+                row["method"] = "timeout"
+                return row
+        if out.is_file():
+            return json.loads(out.read_text())
+        last = err.read_text().strip().splitlines()[-1:] or [""]
+    return _error_row(job, job["peer"], started, f"exited with code {proc.returncode} {last[0]}")
 
 
-def _peer_main() -> None:
-    """The child process of ``run_peer``: a job as JSON on stdin, its row as JSON on stdout."""
+def _peer_child(job_json: str, out_path: str, ready_path: str) -> None:
     import torch
 
     torch.set_num_threads(1)
-    job = json.loads(sys.stdin.read())
+    from kamoe.bench import peers
+
+    job = json.loads(job_json)
     t0 = time.time()
     try:
-        from kamoe.bench import peers
-
+        missing = peers.available(job["peer"])  # imports the peer before the clock starts
         ds = _dataset(job["id"], job["seed"], job["noise"])
-        row = peers.run(job["peer"], ds, job["limit"], job["seed"])
-    except Exception as exc:  # noqa: BLE001 - reported in the row, never a traceback
+        Path(ready_path).touch()
+        row = (_error_row(job, job["peer"], t0, missing) if missing else
+               peers.run(job["peer"], ds, job["limit"], job["seed"]))
+    except Exception as exc:  # noqa: BLE001
         row = _error_row(job, job["peer"], t0, exc)
-    print(json.dumps(row, default=float), flush=True)
+    Path(out_path).write_text(json.dumps(row, default=float))
 
 
 def _task(job: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 """`kamoe bench reproduce {california,crypto}`: the KAMoE paper's experiments, beside its numbers.
 
+(`mlpkan`, the MLP-KAN paper's, lives in kamoe/bench/mlpkan.py and reuses the helpers here.)
+
 Reference values are the mean test R^2 over 5 runs printed in the KAMoE reference notebooks
 (remigenet/KAMoE example/california.ipynb and example/volume_prediction.ipynb, as transcribed in
 shared/reference/papers.md section 3). Protocol (papers.md section 3): Adam 1e-3, MSE, batch 128,
@@ -68,6 +70,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cr.add_argument("--start", default="2020-01-01", help="first hour used (ISO date)")
     cr.add_argument("--end", default=None, help="first hour not used (ISO date)")
     _common(cr)
+    from kamoe.bench import mlpkan
+
+    mlpkan.add_arguments(sub.add_parser(
+        "mlpkan", help="MLP-KAN's Feynman table, routing split, representation and ablations"))
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -146,6 +152,10 @@ def _crypto_jobs(args) -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.task == "mlpkan":
+        from kamoe.bench import mlpkan
+
+        return mlpkan.run(args)
     if args.seeds < 1 or args.max_epochs < 1 or args.jobs < 1 or args.first_seed < 0:
         raise UserError("--seeds, --max-epochs and --jobs must be positive integers and "
                          "--first-seed >= 0")
@@ -173,9 +183,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_results(names: list[str], keys: tuple[str, ...], task: str) -> list[dict[str, Any]]:
+def _load_results(names: list[str], keys: tuple[str, ...], task: str,
+                  metrics: tuple[str, ...] = ("r2",)) -> list[dict[str, Any]]:
     """Fits saved by an earlier ``--out`` run (its .json files), checked before use."""
-    needed = set(keys) | {"r2", "cpu_s", "epochs", "params"}
+    needed = set(keys) | set(metrics) | {"cpu_s", "epochs", "params"}
     results: list[dict[str, Any]] = []
     for name in names:
         hint = f"pass the .json files that `kamoe bench reproduce {task} --out FILE` wrote"
@@ -192,13 +203,15 @@ def _load_results(names: list[str], keys: tuple[str, ...], task: str) -> list[di
     return results
 
 
-def _run_jobs(args, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _run_jobs(args, jobs: list[dict[str, Any]], worker=_fit_one,
+              done: list[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """Run ``worker`` on every job; ``done`` (earlier results) and each new one saved to --out."""
     # Fail early, in this process, on a missing data folder (one clear message, exit 2).
     from kamoe.data import load
 
     load(jobs[0]["spec"], seed=0, **jobs[0]["options"])
-    results = []
-    for _, r in parallel.dispatch(_fit_one, jobs, **parallel.options(args)):
+    results = list(done)
+    for _, r in parallel.dispatch(worker, jobs, **parallel.options(args)):
         results.append(r)  # in the order they finish; the table sorts its rows
         print(f"{json.dumps(r)}", file=sys.stderr, flush=True)
         if args.out:  # keep what has finished, in case the run is cut short

@@ -24,6 +24,7 @@ from kamoe.data.feynman import (
     load_feynman,
     parse_formula,
 )
+from kamoe.data.images import load_cifar10
 from kamoe.data.sequence import load_crypto, load_regimes, read_cdd_csv, rolling_normalise
 from kamoe.data.tabular import (
     load_california,
@@ -80,7 +81,9 @@ _ENTRIES: dict[str, _Entry] = {
             {"n": _Option("int", 2000, "number of samples (train + test)"),
              "noise": _Option("float", 0.0, "SRBench target noise: training y += "
                               "N(0, noise*RMS(y)); test y exact"),
-             "test_size": _TEST_SIZE[0.25]},
+             "test_size": _TEST_SIZE[0.25],
+             "ranges": _Option("any", None, "sampling ranges replacing the registry's, "
+                               "{name: [low, high]} for some variables")},
             arg="eq_id", arg_required=True, example="feynman:I.6.2a",
         ),
         _Entry(
@@ -109,6 +112,14 @@ _ENTRIES: dict[str, _Entry] = {
             "digits", "Handwritten digits as 8x8 images (1,797 samples, 10 classes)",
             "classification", "image", load_digits, {"test_size": _TEST_SIZE[0.2]},
             example="digits",
+        ),
+        _Entry(
+            "cifar10", "CIFAR-10 from your own NumPy archive (.npz with uint8 x_train/x_test "
+            "and labels y_train/y_test, read without pickle; never downloaded)",
+            "classification", "image", load_cifar10,
+            {"n_train": _Option("int", None, "keep a seeded random subset of training images"),
+             "n_test": _Option("int", None, "keep a seeded random subset of test images")},
+            arg="path", arg_required=True, needs_file=True, example="cifar10:/data/cifar10.npz",
         ),
         _Entry(
             "moons", "Two interleaving half-moons (2-D binary classification)",

@@ -324,8 +324,34 @@ def feynman_equation(eq_id: str) -> FeynmanEquation:
     return FEYNMAN[resolve_feynman_id(eq_id)]
 
 
+def with_ranges(eq: FeynmanEquation, ranges: Any) -> FeynmanEquation:
+    """The equation with some variables' sampling ranges replaced ({name: [low, high]})."""
+    if not ranges:
+        return eq
+    if not isinstance(ranges, dict):
+        raise DataError(f"ranges must map variable names to [low, high], e.g. "
+                        f"{{'{eq.names[0]}': [-1, 1]}}; got {ranges!r}.")
+    unknown = sorted(set(ranges) - set(eq.names))
+    if unknown:
+        raise DataError(f"ranges name {', '.join(unknown)}, which {eq.id} does not have; its "
+                        f"variables are {', '.join(eq.names)}.")
+    variables = []
+    for name, lo, hi in eq.variables:
+        if name in ranges:
+            try:
+                lo, hi = (float(v) for v in ranges[name])
+            except (TypeError, ValueError):
+                raise DataError(f"ranges[{name!r}] must be [low, high], got "
+                                f"{ranges[name]!r}.") from None
+            if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+                raise DataError(f"ranges[{name!r}] = [{lo}, {hi}] needs finite low < high.")
+        variables.append((name, lo, hi))
+    return FeynmanEquation(eq.id, eq.output, eq.formula_text, tuple(variables), eq.title)
+
+
 def load_feynman(
-    eq_id: str, *, seed: int = 0, n: int = 2000, noise: float = 0.0, test_size: float = 0.25
+    eq_id: str, *, seed: int = 0, n: int = 2000, noise: float = 0.0, test_size: float = 0.25,
+    ranges: dict[str, Any] | None = None,
 ) -> Dataset:
     """Sample one Feynman equation uniformly in its ranges; X scaled exactly to [-1, 1].
 
@@ -335,8 +361,9 @@ def load_feynman(
 
     Seeding: ``numpy.random.SeedSequence(seed)`` spawns three ``default_rng`` streams (inputs,
     noise, split), so the same seed gives identical arrays and noise never moves X or the split.
+    ``ranges`` ({name: [low, high]}) replaces the registry's sampling range of those variables.
     """
-    eq = feynman_equation(eq_id)
+    eq = with_ranges(feynman_equation(eq_id), ranges)
     n = int(n)
     if n < 8:
         raise DataError(f"n={n} is too small for a train/test split; pass n >= 8 (default 2000).")

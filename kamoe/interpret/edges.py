@@ -263,8 +263,23 @@ class NetworkGraph:
 # ---------------------------------------------------------------------------- inputs
 
 
+# Other rooms' modules that behave as KAN layers (edge_coordinate, edge_function,
+# control_points, in_features, out_features) and stacks of them (a ``layers`` ModuleList):
+# kamoe.symbolic.snap registers its partly symbolic network here so it can be drawn too.
+_EDGE_LAYERS: list[type] = []
+_EDGE_STACKS: list[type] = []
+
+
+def register_edge_layer(layer_type: type, stack_type: type | None = None) -> None:
+    """Let this room read ``layer_type`` (and stacks ``stack_type``) like a B-spline layer."""
+    if layer_type not in _EDGE_LAYERS:
+        _EDGE_LAYERS.append(layer_type)
+    if stack_type is not None and stack_type not in _EDGE_STACKS:
+        _EDGE_STACKS.append(stack_type)
+
+
 def _kan_types() -> tuple[type, ...]:
-    return (KANLinear, FasterKANLinear)
+    return (KANLinear, FasterKANLinear, *_EDGE_LAYERS)
 
 
 def _all_kan_layers(model: nn.Module) -> dict[str, nn.Module]:
@@ -364,7 +379,7 @@ def kan_chain(model: nn.Module) -> list[tuple[str, nn.Module]] | None:
     """The layers of a plain KAN stack in forward order (None if model is not one)."""
     for name, m in model.named_modules():
         # Only the model itself or a registry Model's ``net`` (not a stack inside an expert).
-        if isinstance(m, (KAN, FasterKAN)) and name in ("", "net"):
+        if isinstance(m, (KAN, FasterKAN, *_EDGE_STACKS)) and name in ("", "net"):
             # The stack must be the whole model (possibly wrapped by a registry Model).
             others = [n for n, mm in _all_kan_layers(model).items()
                       if not n.startswith(f"{name}.layers." if name else "layers.")]
@@ -415,7 +430,7 @@ def _grid(u: np.ndarray, fallback: tuple[np.ndarray, np.ndarray], n_points: int,
 
 
 def _layer_kind(layer: nn.Module) -> tuple[str, str, bool]:
-    if isinstance(layer, KANLinear):
+    if isinstance(layer, (KANLinear, *_EDGE_LAYERS)):
         return "bspline", "raw", True
     norm = getattr(layer, "norm_kind", "none")
     return "rswaf", ("raw" if norm == "none" else "normalised"), norm != "layernorm"
@@ -568,6 +583,8 @@ def importance_frame(curves: dict[str, LayerCurves]) -> pd.DataFrame:
 
 def _cut_edges(layer: nn.Module) -> np.ndarray:
     """(out, in) True where a B-spline edge's base and spline weights are all zero."""
+    if hasattr(layer, "cut_edges"):  # a registered layer knows its own cut edges
+        return np.asarray(layer.cut_edges())
     if not isinstance(layer, KANLinear):
         return np.zeros((layer.out_features, layer.in_features), dtype=bool)
     with torch.no_grad():

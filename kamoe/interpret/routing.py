@@ -149,13 +149,16 @@ class RouterStats:
     def winners(self) -> np.ndarray:
         return self.tokens.argmax(-1)
 
-    def selection_counts(self) -> np.ndarray:
-        """How many token slots each expert received, (E,); sums to tokens * k."""
-        return np.bincount(self.chosen.reshape(-1), minlength=self.n_experts)
+    def selection_counts(self, skip_tokens: int = 0) -> np.ndarray:
+        """How many token slots each expert received, (E,); sums to tokens * k.
 
-    def kind_shares(self) -> dict[str, float]:
+        ``skip_tokens`` leaves out each sample's first tokens (1: a transformer's [CLS] token).
+        """
+        return np.bincount(self.chosen[:, skip_tokens:].reshape(-1), minlength=self.n_experts)
+
+    def kind_shares(self, skip_tokens: int = 0) -> dict[str, float]:
         """Share of routed token slots that went to MLP and to KAN experts (sums to 1)."""
-        counts = self.selection_counts()
+        counts = self.selection_counts(skip_tokens)
         total = max(int(counts.sum()), 1)
         kinds = np.asarray(self.expert_kinds)
         return {kind: float(counts[kinds == kind].sum() / total) for kind in ("mlp", "kan")}
@@ -356,19 +359,21 @@ def routing_summary(stats: Routing | Mapping[str, Routing], bins: int = 20) -> p
     return pd.DataFrame(rows)
 
 
-def kind_shares(stats: Mapping[str, Routing]) -> pd.DataFrame:
+def kind_shares(stats: Mapping[str, Routing], skip_tokens: int = 0) -> pd.DataFrame:
     """MLP-vs-KAN share of routed token slots per MLP-KAN layer.
 
     Columns: gate, kind ("mlp"/"kan"), selected_share (sums to 1 per gate), mean_prob (total
     router probability of that kind's experts, averaged over tokens; sums to 1 per gate).
+    ``skip_tokens`` leaves out each sample's first tokens (1: the transformer's [CLS] token, so
+    that only the data's own tokens, features or patches, are counted).
     """
     rows = []
     for path, s in _as_mapping(stats).items():
         if not isinstance(s, RouterStats):
             continue
         kinds = np.asarray(s.expert_kinds)
-        shares = s.kind_shares()
-        tok = s.tokens
+        shares = s.kind_shares(skip_tokens)
+        tok = s.probs[:, skip_tokens:].reshape(-1, s.n_experts)
         for kind in ("mlp", "kan"):
             prob = float(tok[:, kinds == kind].sum(-1).mean()) if len(tok) else np.nan
             rows.append({"gate": path, "kind": kind, "selected_share": shares[kind],

@@ -292,6 +292,24 @@ def equivalent(
 
 
 # ----------------------------------------------------------------------------- exports
+def shape_text(expr: sympy.Expr, placeholder: sympy.Symbol, label: str, digits: int = 3,
+               width: int = 40) -> str:
+    """A one-variable piece as short text: its shape c*g(u) + d written as g(u), constants at
+    ``digits`` significant digits, the placeholder named ``label`` ('1/sqrt(1 - 1.0*(v/c)**2)').
+
+    The piece's own scale and offset are not the formula's (the composed formula refits them),
+    so they are left out.
+    """
+    if isinstance(expr, sympy.Add):
+        expr = sympy.Add(*[a for a in expr.args if not a.is_number]) or expr
+    coeff, rest = expr.as_coeff_Mul()
+    if coeff.is_number and rest.free_symbols:
+        expr = rest
+    expr = expr.xreplace({f: sympy.Float(f, digits) for f in expr.atoms(sympy.Float)})
+    text = str(expr.xreplace({placeholder: sympy.Symbol(label)}))
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
 _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
           "lambda", "mu", "nu", "xi", "omicron", "pi", "rho", "sigma", "tau", "upsilon", "phi",
           "chi", "psi", "omega"}

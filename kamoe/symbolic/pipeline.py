@@ -51,7 +51,19 @@ from kamoe.symbolic.fit import suggest
 EXACT = 1e-9  # 1 - R^2 below this on training data counts as an exact fit: stop searching
 GOOD = 0.5  # a candidate whose held-out error is below this share of the network's is exact
 PATHS = ("kan", "monomial", "index")  # every path, in the default order
-METHODS = ("kan-tree", "kan-snap", "monomial", "index", "linear")
+# every method a result can name, and what it means in words (the pages and the CLI say this)
+METHODS = {
+    "kan-tree": "read from the KAN: its structure tests split the problem down to single "
+                "edges, each read as a library function",
+    "kan-snap": "read from the KAN: its edges snapped to library functions and the network "
+                "retrained until it is the formula",
+    "monomial": "found by a log-log search on the raw data, not read from any network",
+    "index": "found by a search for C * prod x^p * g(u) on the raw data, not read from any "
+             "network",
+    "linear": "a linear fit of the raw inputs: no path found a better formula",
+}
+# the choices of where a formula may come from, for the pages
+PATH_CHOICES = {"the KAN only": ("kan",), "the KAN, then searches on the data": PATHS}
 _SIMPLER_BAND = 1.02  # candidates within 2 % of the best held-out error: the simplest wins
 MIN_ROWS = 10  # training rows: 4/5 to refit constants on, 1/5 (at least 2) to score them
 ROUNDING_SHARE = 0.15  # of the budget kept for rounding and simplifying the chosen formula
@@ -76,6 +88,7 @@ class FormulaResult:
     steps: list[str] = field(default_factory=list)
     blame: list[str] = field(default_factory=list)
     graph: dict | None = None  # kan-tree: the derivation as a tree of plain dicts
+    network: Any = None  # kan-snap: the snapped network (SnapKAN), kept in memory only
 
     @property
     def from_kan(self) -> bool:
@@ -91,7 +104,7 @@ class FormulaResult:
             "seconds": self.seconds, "method": self.method, "variables": self.variables,
             "truth": None if self.truth is None else to_sympy_string(self.truth),
             "recovered": self.recovered, "steps": self.steps, "blame": self.blame,
-            "log": self.log,
+            "graph": self.graph, "log": self.log,
         }
 
     @classmethod
@@ -191,11 +204,34 @@ class FormulaResult:
         for key, lines in (("steps", steps), ("blame", blame)):
             if not (isinstance(lines, list) and all(isinstance(x, str) for x in lines)):
                 raise TypeError(f"{key} must be a list of text lines")
+        graph = d.get("graph")
+        if graph is not None:
+            _check_graph(graph)
         return cls(expr=expr, latex=latex, r2_test=number("r2_test"), r2_train=number("r2_train"),
                    network_r2=number("network_r2", optional=True), seconds=number("seconds"),
                    truth=parse(d.get("truth")), recovered=recovered, method=method,
                    log=list(log), edges=None, variables=list(variables), steps=list(steps),
-                   blame=list(blame))
+                   blame=list(blame), graph=graph)
+
+
+_GRAPH_KINDS = {"edge", "sum", "product", "symmetry", "transform"}
+
+
+def _check_graph(node: Any, depth: int = 0) -> None:
+    """A stored derivation must be plain data: nested dicts of text, booleans and lists of
+    such dicts, of a known kind, not too deep (it is only ever displayed, never evaluated)."""
+    if depth > 40 or not isinstance(node, dict) or node.get("kind") not in _GRAPH_KINDS:
+        raise TypeError("a derivation must be a tree of known steps")
+    for key, value in node.items():
+        if key == "children":
+            if not isinstance(value, list):
+                raise TypeError("a derivation's children must be a list")
+            for child in value:
+                _check_graph(child, depth + 1)
+        elif key == "child":
+            _check_graph(value, depth + 1)
+        elif not isinstance(value, (str, bool)) or (isinstance(value, str) and len(value) > 500):
+            raise TypeError(f"a derivation step holds text or flags only ({key!r})")
 
 
 @dataclass
@@ -510,12 +546,13 @@ def extract_formula(
     if method == "kan-tree" and reading.pieces.get(best.origin):
         edges = pd.DataFrame(reading.pieces[best.origin])
     elif method == "kan-snap" and reading.state is not None:
-        edges = reading.state.edges(names)
+        edges = reading.state.edges(names, list(dataset.target_names))
     return FormulaResult(
         expr=expr, latex=to_latex(expr), r2_test=float(r2_test), r2_train=float(r2_train),
         network_r2=net_r2, seconds=time.time() - t0, truth=truth, recovered=recovered,
         method=method, log=log, edges=edges, variables=names, steps=steps, blame=blame,
         graph=reading.graphs.get(best.origin) if method == "kan-tree" else None,
+        network=reading.state.network if method == "kan-snap" and reading.state else None,
     )
 
 
@@ -538,7 +575,4 @@ def _derivation(method: str, reading, origin: str) -> list[str]:
         return head + reading.steps.get(origin, [])
     if method == "kan-snap":
         return reading.steps.get(origin, [])
-    return {"monomial": ["log-log regression on the raw data, powers rounded to fractions"],
-            "index": ["search for C * prod x^p * g(u) on the raw data"],
-            "linear": ["least-squares linear fit of the raw inputs (no path did better)"]
-            }.get(method, [])
+    return [METHODS[method]] if method in METHODS else []

@@ -84,17 +84,42 @@ class SnappableLayer(nn.Module):
         self.affine[j, i] = torch.tensor([cand.a, cand.b, cand.c, cand.d])
         self.fit_r2[j, i] = float(cand.r2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.layer(x)
+    def _symbolic(self, x: torch.Tensor):
+        """(output indices, input indices, values (N, edges)) of the symbolic edges."""
         sym = self.function >= 0
-        if not bool(sym.any()):
-            return y
         for k in torch.unique(self.function[sym]).tolist():
             js, is_ = torch.nonzero(self.function == k, as_tuple=True)
             a, b, c, d = self.affine[js, is_].unbind(-1)
-            v = c * LIBRARY[_NAMES[k]].torch(a * x[:, is_] + b) + d  # (N, edges)
+            yield js, is_, c * LIBRARY[_NAMES[k]].torch(a * x[:, is_] + b) + d
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.layer(x)
+        for js, _, v in self._symbolic(x):
             y = y.index_add(1, js, v)
         return y
+
+    # the KAN-layer reading protocol of kamoe.interpret (curves, importances, drawings)
+    def edge_coordinate(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(-1, self.in_features)
+
+    def edge_function(self, u: torch.Tensor) -> torch.Tensor:
+        """Every edge's value (N, out, in): the spline edges' and the snapped functions'."""
+        phi = self.layer.edge_curves(u).clone()
+        for js, is_, v in self._symbolic(u):
+            phi[:, js, is_] += v
+        return phi
+
+    def control_points(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.layer.control_points()
+
+    def cut_edges(self) -> np.ndarray:
+        """(out, in) True where the edge is neither numeric nor symbolic."""
+        return ((self.numeric == 0) & (self.function < 0)).numpy()
+
+    def functions(self) -> dict[tuple[int, int], str]:
+        """{(out, in): library function name} of the symbolic edges."""
+        return {(int(j), int(i)): _NAMES[int(self.function[j, i])]
+                for j, i in torch.nonzero(self.function >= 0).tolist()}
 
 
 class SnapKAN(nn.Module):
@@ -169,14 +194,20 @@ class SnapKAN(nn.Module):
                 float(np.ravel(ys.offset)[0]))
         return out
 
-    def edges(self, names: list[str] | None = None) -> pd.DataFrame:
+    def edge_functions(self) -> dict[tuple[int, int, int], str]:
+        """{(layer, out, in): function name} of every symbolic edge (for the drawing)."""
+        return {(li, j, i): name for li, lay in enumerate(self.layers)
+                for (j, i), name in lay.functions().items()}
+
+    def edges(self, inputs: list[str] | None = None,
+              outputs: list[str] | None = None) -> pd.DataFrame:
         """One row per edge: layer, out, in, its name, state, function and fit R^2."""
         rows = []
         for li, j, i in self.edge_keys():
             lay = self.layers[li]
             st = lay.state(j, i)
             rows.append({"layer": li, "out": j, "in": i,
-                         "edge": edge_name(li, j, i, self.widths, names),
+                         "edge": edge_label(self.widths, (li, j, i), inputs, outputs),
                          "state": st,
                          "function": _NAMES[int(lay.function[j, i])] if st == "symbolic"
                          else None,
@@ -184,17 +215,21 @@ class SnapKAN(nn.Module):
         return pd.DataFrame(rows)
 
 
-def edge_name(layer: int, out: int, inp: int, widths: list[int],
-              names: list[str] | None = None) -> str:
-    """'r -> h1.2' style: inputs by variable name, hidden nodes h<level>.<index>, output y."""
-    def node(level: int, k: int) -> str:
-        if level == 0 and names is not None and k < len(names):
-            return names[k]
-        if level == len(widths) - 1:
-            return "y" if widths[-1] == 1 else f"y{k}"
-        return f"h{level}.{k}"
+def _register() -> None:
+    from kamoe.interpret.edges import register_edge_layer
 
-    return f"{node(layer, inp)} \u2192 {node(layer + 1, out)}"
+    register_edge_layer(SnappableLayer, SnapKAN)
+
+
+_register()
+
+
+def edge_label(widths: list[int], key: tuple[int, int, int], inputs: list[str] | None = None,
+               outputs: list[str] | None = None) -> str:
+    """An edge's name in the one naming scheme of every page: 'r → h1.2', 'h1.0 → flux'."""
+    from kamoe.interpret.names import edge_name, node_names
+
+    return edge_name(node_names(widths, inputs, outputs), *key)
 
 
 @dataclass
@@ -211,8 +246,9 @@ class SnapReport:
     r2_after: float = float("nan")  # the snapped network's test R^2 (= the formula's, raw)
     seconds: float = 0.0
 
-    def edges(self, names: list[str] | None = None) -> pd.DataFrame:
-        return self.network.edges(names)
+    def edges(self, inputs: list[str] | None = None,
+              outputs: list[str] | None = None) -> pd.DataFrame:
+        return self.network.edges(inputs, outputs)
 
 
 def _train_config(epochs: int, seed: int, seconds: float | None, sparsity: float = 0.0,
@@ -223,6 +259,20 @@ def _train_config(epochs: int, seed: int, seconds: float | None, sparsity: float
     return formula_schedule(epochs=epochs, patience=10, plateau_patience=None, seed=seed,
                             sparsity=sparsity, grid_update_epochs=10 if grid else 0,
                             max_seconds=None if seconds is None else max(0.2, seconds))
+
+
+# A fit whose scale or offset is this many times the edge's largest value is a cancellation
+# (2e8*cos(1e-4*u - pi) + 2e8 for a parabola): float32 cannot carry it through the network.
+_MAX_GAIN = 1e3
+
+
+def _well_posed(cands: list[Candidate], y: np.ndarray) -> Candidate:
+    """The best-scored fit whose scale and offset stay within _MAX_GAIN of the edge's values."""
+    size = float(np.abs(y).max()) + 1e-12
+    for c in cands:
+        if max(abs(c.c), abs(c.d)) <= _MAX_GAIN * size:
+            return c
+    return cands[0]
 
 
 def snap_network(model, dataset, *, deadline: float | None = None, seed: int = 0,
@@ -283,7 +333,7 @@ def snap_network(model, dataset, *, deadline: float | None = None, seed: int = 0
     net = SnapKAN(model)
     X = torch.as_tensor(dataset.X_train[:1500], dtype=torch.float32)
     poor: list[str] = []
-    names = list(dataset.feature_names)
+    names, targets = list(dataset.feature_names), list(dataset.target_names)
     rounds = 0
     while net.edge_keys("numeric"):
         rounds += 1
@@ -300,7 +350,8 @@ def snap_network(model, dataset, *, deadline: float | None = None, seed: int = 0
                 fits[key] = Candidate("0", 0.0, 0.0, 0.0, float(y.mean()), 1.0, 0, 0.0)
             else:  # '0' only for a flat edge: pykan's simplicity weight zeroes real edges
                 funcs = [n for n in (lib or LIBRARY) if n != "0"]
-                fits[key] = suggest(x, y, lib=funcs, top=1, weight_simple=0.5, seed=seed)[0]
+                fits[key] = _well_posed(suggest(x, y, lib=funcs, top=6, weight_simple=0.5,
+                                                seed=seed), y)
         confident = [k for k, c in fits.items() if c.r2 >= SNAP_R2]
         chosen = confident if (confident and not late and rounds < 6) else list(fits)
         if not confident and not late and rounds < 6:  # none sure yet: the single best one
@@ -308,7 +359,7 @@ def snap_network(model, dataset, *, deadline: float | None = None, seed: int = 0
         for key in chosen:
             net.layers[key[0]].snap(key[1], key[2], fits[key])
             if fits[key].r2 < POOR_R2:
-                poor.append(f"{edge_name(*key, net.widths, names)}: best fit "
+                poor.append(f"{edge_label(net.widths, key, names, targets)}: best fit "
                             f"{fits[key].name} with R^2 {fits[key].r2:.4f}")
         if not late:
             fit(net, dataset, _train_config(20, seed, budget(0.1)))

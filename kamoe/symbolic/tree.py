@@ -31,6 +31,7 @@ from functools import partial
 import numpy as np
 import sympy
 
+from kamoe.symbolic.expr import shape_text
 from kamoe.symbolic.structure import (
     SEPARABLE_Z,
     Symmetry,
@@ -39,7 +40,7 @@ from kamoe.symbolic.structure import (
     symmetries,
 )
 from kamoe.symbolic.surrogate import Surrogate, one_signed, train_surrogate
-from kamoe.symbolic.univariate import EXACT_FACTOR, fit_univariate
+from kamoe.symbolic.univariate import EXACT_FACTOR, U, fit_univariate
 
 _uid = itertools.count()
 STRONG_SHARE = 0.4  # a split is clear when every cut pair's z is below this share of the threshold
@@ -200,12 +201,13 @@ def _leaf(P: Problem, ctx: Context) -> list[Solution]:
     for c in cands[:4]:
         exact = c.rmse <= EXACT_FACTOR * P.tol
         note = "" if exact else f", error {c.rmse:.2g} above tolerance {P.tol:.2g} (not exact)"
-        piece = {"edge": P.labels[0], "function": c.how, "formula": str(c.expr),
+        text = shape_text(c.expr, U, P.labels[0])
+        piece = {"edge": P.labels[0], "function": c.how, "shape": text,
                  "error": c.rmse, "tolerance": P.tol, "exact": exact}
         out.append(Solution(c.at(P.symbols[0]), c.rmse,
                             [f"edge {P.labels[0]}: {c.how}{note}"], exact, [piece],
                             {"kind": "edge", "input": P.labels[0], "function": c.how,
-                             "formula": c.expr, "exact": exact}))
+                             "text": text, "exact": exact}))
     if out:
         ctx.log.append(f"{'  ' * P.depth}[{P.labels[0]}] edge: {cands[0].how}, error "
                        f"{cands[0].rmse:.2e} (tolerance {P.tol:.2e})")

@@ -120,8 +120,9 @@ def _library(u: np.ndarray, t: np.ndarray, top: int, seed: int, powers: bool = T
         for c in suggest(v, t, top=top, weight_simple=0.5, seed=seed):
             pred = c(v)
             extra = (0 if k == 1 else 1) + (c.name not in _POWERS)
-            out.append(UniCandidate(c.expr(sym), _rmse(pred, t), c.complexity + 1 + extra,
-                                    f"c*{c.name}(a*u{'' if k == 1 else f'^{k}'}+b)+d"))
+            arg = "u" if k == 1 else f"u^{k}"
+            how = f"linear in {arg}" if c.name == "x" else f"c*{c.name}(a*{arg}+b)+d"
+            out.append(UniCandidate(c.expr(sym), _rmse(pred, t), c.complexity + 1 + extra, how))
     return out
 
 

@@ -1,10 +1,10 @@
 """The derivation of a formula read from a KAN (kan-tree), drawn as the tree it is.
 
 ``derivation_figure(graph)`` takes the plain-dict tree of ``FormulaResult.graph``: leaves are
-single KAN edges (one variable, one library function), inner nodes combine them (a sum, a
-product, a transform of the output, a pair of variables replaced by one). The output sits at
-the top, the edges at the bottom, each edge labelled with the function read from it and
-coloured by whether that reading was exact.
+single KAN edges (one variable, one library function, its shape as ``text``), inner nodes
+combine them (a sum, a product, a transform of the output, a pair of variables replaced by
+one). The output sits at the top, the edges at the bottom, each edge labelled with the function
+read from it and coloured by whether that reading was exact.
 """
 
 from __future__ import annotations
@@ -12,36 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 import plotly.graph_objects as go
-import sympy
 
 from kamoe.viz.theme import apply_theme, palette
-
-_U = "_u"  # the placeholder of an edge's function (kamoe.symbolic.univariate.U)
-
-
-def edge_text(formula: Any, label: str, digits: int = 3) -> str:
-    """An edge's fitted function as short text, its constants at ``digits`` significant
-    digits and its variable named: '0.5/cosh(u)' with u the edge's input."""
-    try:
-        expr = sympy.sympify(formula)
-    except (sympy.SympifyError, TypeError):
-        return str(formula)
-    # the edge's own scale and offset are not the formula's: show the shape c*g(u) + d as g(u)
-    if isinstance(expr, sympy.Add):
-        expr = sympy.Add(*[a for a in expr.args if not a.is_number]) or expr
-    coeff, rest = expr.as_coeff_Mul()
-    if coeff.is_number and rest.free_symbols:
-        expr = rest
-    expr = expr.xreplace({f: sympy.Float(f, digits) for f in expr.atoms(sympy.Float)})
-    text = str(expr.xreplace({sympy.Symbol(_U): sympy.Symbol(label)}))
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _describe(node: dict[str, Any]) -> tuple[str, str]:
     """(the node's short label, its hover text)."""
     kind = node.get("kind")
     if kind == "edge":
-        text = edge_text(node.get("formula", node.get("function", "")), node["input"])
+        text = node.get("text") or node.get("function", "")
         state = "read exactly" if node.get("exact") else "best fit, not exact"
         return text, f"edge of {node['input']}: {node.get('function', '')} ({state})"
     if kind == "sum":
