@@ -53,6 +53,31 @@ def _check(run: Run) -> None:
         raise DeriveError(problem)
 
 
+def _thresholds(edge_threshold: float | None, node_threshold: float | None) -> tuple[float, float]:
+    defaults = recipes.PRUNE_DEFAULTS
+    try:
+        edge_t = float(defaults["edge_threshold"] if edge_threshold is None else edge_threshold)
+        node_t = float(defaults["node_threshold"] if node_threshold is None else node_threshold)
+    except (TypeError, ValueError):
+        raise DeriveError(f"the pruning thresholds must be numbers >= 0; got edge "
+                          f"{edge_threshold!r}, node {node_threshold!r}") from None
+    if not (edge_t >= 0 and node_t >= 0):  # NaN fails too
+        raise DeriveError(f"the pruning thresholds must be >= 0; got edge {edge_t}, node "
+                          f"{node_t} (defaults: edge {defaults['edge_threshold']}, node "
+                          f"{defaults['node_threshold']})")
+    return edge_t, node_t
+
+
+def _grid(parent: Run, grid_size: Any) -> int:
+    before = int(parent.model.config["grid_size"])
+    ok = not isinstance(grid_size, bool) and isinstance(grid_size, (int, float)) \
+        and int(grid_size) == grid_size and int(grid_size) > before
+    if not ok:
+        raise DeriveError(f"the new grid must have more intervals than the current {before}; "
+                          f"got {grid_size!r} (choose one of {recipes.finer_grids(before)})")
+    return int(grid_size)
+
+
 def child_name(parent: Run, suffix: str) -> str:
     """``"<parent name> · <suffix>"``, shortened to fit the store's name limit."""
     tail = f" · {suffix}"
@@ -97,11 +122,7 @@ def prune_run(parent: Run, dataset: Dataset, edge_threshold: float | None = None
     from kamoe.interpret.prune import fit_keeping_cuts
 
     _check(parent)
-    defaults = recipes.PRUNE_DEFAULTS
-    edge_t = float(defaults["edge_threshold"] if edge_threshold is None else edge_threshold)
-    node_t = float(defaults["node_threshold"] if node_threshold is None else node_threshold)
-    if not (edge_t >= 0 and node_t >= 0):
-        raise DeriveError(f"the pruning thresholds must be >= 0; got edge {edge_t}, node {node_t}")
+    edge_t, node_t = _thresholds(edge_threshold, node_threshold)
     report = prune(parent.model, dataset, edge_threshold=edge_t, node_threshold=node_t)
     model = report.model
     cfg = train_config or recipes.training_config(parent.model_name, dataset,
@@ -145,10 +166,7 @@ def extend_grid_run(parent: Run, dataset: Dataset, grid_size: int,
 
     _check(parent)
     before = int(parent.model.config["grid_size"])
-    if isinstance(grid_size, bool) or int(grid_size) != grid_size or int(grid_size) <= before:
-        raise DeriveError(f"the new grid must have more intervals than the current {before}; "
-                          f"got {grid_size!r} (choose one of {recipes.finer_grids(before)})")
-    grid_size = int(grid_size)
+    grid_size = _grid(parent, grid_size)
     model = extend_grid(parent.model, grid_size, dataset.X_train)
     refined = evaluate(model, dataset, "test")
     cfg = train_config or recipes.training_config(parent.model_name, dataset,
@@ -173,6 +191,50 @@ def extend_grid_run(parent: Run, dataset: Dataset, grid_size: int,
     return _child(parent, model, f"grid {grid_size}", cfg, history, derivation)
 
 
+_METRIC_NAMES = {"r2": "test R²", "rmse": "test RMSE", "mae": "test MAE",
+                 "accuracy": "test accuracy", "log_loss": "test log-loss"}
+
+
+def derivation_summary(derivation: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a prune or grid step changed, as text, one row per quantity: ``quantity``,
+    ``before``, ``after`` (and, for a pruned-then-retrained or regridded run, the value right
+    after the step, before retraining, as ``before retraining``): test metrics, widths,
+    parameters."""
+    d = derivation
+    before, after = d.get("metrics_before") or {}, d.get("metrics_after") or {}
+    middle = d.get("metrics_refined") if d.get("step") == EXTEND_GRID else (
+        d.get("metrics_pruned") if (d.get("settings") or {}).get("retrain") else None)
+    rows: list[dict[str, Any]] = []
+    for key in [k for k in _METRIC_NAMES if k in before or k in after]:
+        row = {"quantity": _METRIC_NAMES[key], "before": before.get(key),
+               "after": after.get(key)}
+        if middle:
+            row["before retraining"] = middle.get(key)
+        rows.append(row)
+    rows.append({"quantity": "widths", "before": str(d.get("widths_before")),
+                 "after": str(d.get("widths_after"))})
+    rows.append({"quantity": "parameters", "before": d.get("params_before"),
+                 "after": d.get("params_after")})
+    rows.append({"quantity": "non-zero parameters", "before": d.get("active_params_before"),
+                 "after": d.get("active_params_after")})
+    if d.get("step") == PRUNE:
+        rows.append({"quantity": "edges cut", "before": 0,
+                     "after": len(d.get("removed_edges") or [])})
+    else:
+        settings = d.get("settings") or {}
+        rows.append({"quantity": "grid intervals", "before": settings.get("grid_before"),
+                     "after": settings.get("grid_size")})
+    return [{k: _text(v) for k, v in row.items()} for row in rows]
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
 def _job(work: Callable[..., Run], parent: Run, dataset: Dataset, label: str,
          epochs: int | None, **kwargs: Any) -> Job:
     def run(job: Job) -> Run:
@@ -192,8 +254,12 @@ def _job(work: Callable[..., Run], parent: Run, dataset: Dataset, label: str,
 
 def prune_job(parent: Run, dataset: Dataset, edge_threshold: float | None = None,
               node_threshold: float | None = None, retrain: bool = False) -> Job:
-    """A queue job pruning ``parent`` (see :func:`prune_run`); its result is the new run."""
+    """A queue job pruning ``parent`` (see :func:`prune_run`); its result is the new run.
+
+    A run that cannot be pruned or a bad threshold raises DeriveError here, before queueing.
+    """
     _check(parent)
+    _thresholds(edge_threshold, node_threshold)
     cfg = recipes.training_config(parent.model_name, dataset, seed=parent.train_config.seed)
     return _job(prune_run, parent, dataset, f"pruning {parent.label}",
                 cfg.epochs if retrain else None, edge_threshold=edge_threshold,
@@ -201,12 +267,17 @@ def prune_job(parent: Run, dataset: Dataset, edge_threshold: float | None = None
 
 
 def extend_grid_job(parent: Run, dataset: Dataset, grid_size: int) -> Job:
-    """A queue job putting ``parent`` on a finer grid and retraining (:func:`extend_grid_run`)."""
+    """A queue job putting ``parent`` on a finer grid and retraining (:func:`extend_grid_run`).
+
+    A run that cannot be regridded or a grid that is not finer raises DeriveError here.
+    """
     _check(parent)
+    grid_size = _grid(parent, grid_size)
     cfg = recipes.training_config(parent.model_name, dataset, seed=parent.train_config.seed)
     return _job(extend_grid_run, parent, dataset, f"grid {grid_size} for {parent.label}",
                 cfg.epochs, grid_size=grid_size, train_config=cfg)
 
 
-__all__ = ["EXTEND_GRID", "PRUNE", "STEPS", "DeriveError", "child_name", "derive_problem",
+__all__ = ["EXTEND_GRID", "PRUNE", "STEPS", "DeriveError", "child_name", "derivation_summary",
+           "derive_problem",
            "extend_grid_job", "extend_grid_run", "prune_job", "prune_run"]

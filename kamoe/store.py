@@ -2,10 +2,11 @@
 
 Plain Python. The folder is ``$KAMOE_HOME`` (default ``~/.kamoe``); each run is a folder
 ``runs/<id>/`` of plain files: ``run.json`` (what was trained on what: the dataset request, the
-model and training settings, the metrics), ``weights.pt`` (a state dict, loaded with torch's
-``weights_only``: never a pickle), ``history.json``, ``routing.json`` (per-epoch routing
-records), ``formulas.json`` (``FormulaResult.as_dict``), ``symbolic.json`` (the edge choices of
-the Formula page) and ``data.bin`` (an uploaded CSV's bytes).
+model and training settings, the metrics; a pruned or regridded run's ``derivation``),
+``weights.pt`` (a state dict, loaded with torch's ``weights_only``: never a pickle),
+``history.json``, ``routing.json`` (per-epoch routing records), ``formulas.json``
+(``FormulaResult.as_dict``), ``symbolic.json`` (the edge choices of the Formula page)
+and ``data.bin`` (an uploaded CSV's bytes).
 
 Writes are atomic: a new run is written into ``tmp/`` and renamed into place in one step, an
 update replaces one file at a time with ``os.replace``, a deletion renames the folder away
@@ -91,6 +92,8 @@ def run_files(run: Run, parts: tuple[str, ...] = RUN_FILES) -> dict[str, bytes]:
                 "train_config": asdict(run.train_config), "dataset": run.request.to_dict(),
                 "params": model.n_params() if model is not None else run.params_hint,
                 "metrics": h.metrics if h else {}}
+        if run.derivation is not None:
+            meta["derivation"] = run.derivation
         out["run.json"] = _json_bytes(meta)
     if "weights.pt" in parts and run.model is not None:
         buf = io.BytesIO()
@@ -183,6 +186,11 @@ def run_from_files(files: dict[str, bytes]) -> Run:
               created=float(meta.get("created", 0.0)), source=str(meta.get("source", "import")),
               params_hint=int(meta["params"]) if isinstance(meta.get("params"), int) else 0,
               architecture=meta["model"])
+    derivation = meta.get("derivation")
+    _need(derivation is None or (isinstance(derivation, dict)
+                                 and isinstance(derivation.get("parent"), str)),
+          "run.json: 'derivation' must be an object naming its parent run")
+    run.derivation = derivation
     if "routing.json" in files:
         run.routing = _routing_frame(_loads(files, "routing.json"))
     if "formulas.json" in files:

@@ -161,9 +161,11 @@ def edge_data(run_id: str, path: str | None, _run: Run, _ds: Dataset) -> dict:
 
 @st.cache_data(show_spinner="Drawing the network...", max_entries=32)
 def graph_data(run_id: str, _run: Run, _ds: Dataset) -> Any:
+    """The network drawing's data; a pruned run's hidden nodes keep their parent's labels."""
+    labels = _run.node_labels(_ds) if _run.derivation else None
     return interpret.network_graph(_run.model, _ds.X_train, max_rows=1500,
                                    feature_names=list(_ds.feature_names),
-                                   target_names=list(_ds.target_names))
+                                   target_names=list(_ds.target_names), node_labels=labels)
 
 
 @st.cache_data(show_spinner="Reading the gates...", max_entries=32)

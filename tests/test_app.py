@@ -343,3 +343,51 @@ def test_eight_sessions_training_at_once_all_finish_and_at_most_n_train_together
         print(f"8 sessions x 1 s trainings, {n} at once: {wall:.1f} s wall")
     finally:
         queue.set_capacity(before)
+
+
+def test_splines_page_prunes_into_a_new_run_drawn_before_and_after_and_snaps_an_edge():
+    at = new_app()
+    train_default(at)
+    parent = state(at).active_run()
+    at.switch_page("pages/splines.py").run()
+    assert not at.exception
+    # A negative threshold cannot be typed (min 0); a huge one removes every hidden node but
+    # the best one (a level is never emptied) and cuts nothing: the drawing must shrink.
+    at.number_input(key="spl_node_t").set_value(1e9)
+    at.number_input(key="spl_edge_t").set_value(0.0)
+    at.button(key="FormSubmitter:prune_form-Prune").click().run()
+    assert not at.exception
+    wait_job_of(at, parent.id)
+    child = state(at).active_run()
+    assert child.parent_id == parent.id and child.stored
+    assert not at.exception and not at.error
+    before, after = (s for s in plotly_specs(at) if s["layout"]["title"]["text"] in
+                     ("Before", "After"))
+    # The default KAN [2, 5, 1]: 8 nodes and 15 edges before, [2, 1, 1] after: 4 nodes, 3 edges.
+    assert drawn(before) == (8, 15) and drawn(after) == (4, 3)
+    assert any("widths" in str(df.value) for df in at.dataframe)
+    # Snap one edge: the library's fits are listed and one is drawn over the curve.
+    at.toggle(key="spl_snap").set_value(True).run()
+    assert not at.exception
+    names = [t.get("name", "") for t in plotly_specs(at)[-1]["data"]]
+    assert any(n.startswith("fitted:") for n in names)
+
+
+def wait_job_of(at: AppTest, run_id: str, timeout: float = 90.0) -> None:
+    """Rerun until the prune / grid job started from run ``run_id`` has been collected."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = state(at).derive_job(run_id)
+        if job is not None and not job.active:
+            break
+        time.sleep(0.2)
+        at.run()
+    else:
+        raise AssertionError(f"the job of run {run_id} did not finish in {timeout} s")
+    at.run()
+
+
+def drawn(spec: dict) -> tuple[int, int]:
+    """(nodes, edges) drawn in a network figure: its node markers and its edge insets."""
+    nodes = next(t for t in spec["data"] if t.get("name") == "nodes")
+    return len(nodes["text"]), sum(1 for t in spec["data"] if t.get("name", "").startswith("edge "))
