@@ -137,6 +137,19 @@ class Run:
             row.update({k: round(v, 6) for k, v in h.metrics.items()})
         return row
 
+    def routing_epochs(self, gate: str) -> list[int]:
+        """The epochs with a per-group routing record of ``gate`` (empty when none was kept)."""
+        g = self.routing_groups
+        if g is None or not len(g):
+            return []
+        return sorted(int(e) for e in g.loc[g["gate"] == gate, "epoch"].unique())
+
+    def routing_at(self, gate: str, epoch: int) -> Any:
+        """``gate``'s per-group, per-expert routing after ``epoch`` (rows of ``routing_groups``,
+        the columns of ``interpret.routing_by_group``)."""
+        g = self.routing_groups
+        return g[(g["gate"] == gate) & (g["epoch"] == int(epoch))].reset_index(drop=True)
+
     @property
     def parent_id(self) -> str | None:
         """The id of the run this one was derived from (pruned, regridded), or None."""

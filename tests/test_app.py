@@ -150,6 +150,15 @@ def test_stop_mid_run_and_a_gated_model_on_routing():
     titles = [s["layout"]["title"]["text"] for s in plotly_specs(at)]
     assert "Gate weights per expert" in titles
     assert "Which expert wins where" in titles  # II.3.24 has two inputs
+    # Routing over the epochs: one record per finished epoch, the slider replays them.
+    epochs = run.routing_epochs(at.selectbox(key="rt_gate").value)
+    slider = at.select_slider(key="rt_epoch")
+    assert list(slider.options) == [str(e) for e in epochs] and len(epochs) >= 2
+    assert f"after epoch {epochs[-1]}" in " ".join(titles)
+    slider.set_value(epochs[0]).run()
+    assert not at.exception
+    titles = [s["layout"]["title"]["text"] for s in plotly_specs(at)]
+    assert f"after epoch {epochs[0]}" in " ".join(titles)
 
 
 def test_every_dataset_family_renders_or_explains_what_is_missing():
