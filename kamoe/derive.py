@@ -19,6 +19,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from kamoe import recipes
 from kamoe.data import Dataset
 from kamoe.errors import UserError
@@ -124,6 +126,15 @@ def prune_run(parent: Run, dataset: Dataset, edge_threshold: float | None = None
     _check(parent)
     edge_t, node_t = _thresholds(edge_threshold, node_threshold)
     report = prune(parent.model, dataset, edge_threshold=edge_t, node_threshold=node_t)
+    if not report.removed_nodes and not report.removed_edges:
+        hidden = report.node_scores[1:len(report.widths_before) - 1]
+        weakest_node = min((float(np.min(s)) for s in hidden if len(s)), default=float("nan"))
+        weakest_edge = min((float(np.min(s)) for s in report.edge_scores if np.size(s)),
+                           default=float("nan"))
+        raise DeriveError(f"nothing scores below the thresholds (edge {edge_t:g}, node "
+                          f"{node_t:g}): the weakest hidden node scores {weakest_node:.3g} and "
+                          f"the weakest edge {weakest_edge:.3g}; set a threshold above one of "
+                          f"these to prune")
     model = report.model
     cfg = train_config or recipes.training_config(parent.model_name, dataset,
                                                   seed=parent.train_config.seed)

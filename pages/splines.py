@@ -21,8 +21,11 @@ if not layers:
     st.stop()
 
 st.caption(f"Run {run.label}")
-chain = kan_chain(run.model)
-if chain:
+
+
+# ---------------------------------------------------------------------------- network, prune, grid
+def the_network() -> None:
+    """The run's network, pykan-style."""
     st.subheader("The network")
     graph = ui.graph_data(run.id, run, ds)
     ui.plot(viz.network_figure(graph, theme=theme), key="net")
@@ -32,11 +35,8 @@ if chain:
                "the edges coming into it. Darker edges matter more (opacity = tanh(3 × "
                "importance), importance being how much the edge moves the output over the data, "
                "as in pykan); faint ones could be pruned.")
-else:
-    st.info("This model is not a plain KAN stack; choose one of its KAN layers (inside an expert, "
-            "a gate or a router) below.")
 
-# ---------------------------------------------------------------------------- prune / grid
+
 def derive_progress() -> None:
     """The running prune or grid job of this run; a full rerun when it has finished."""
     j = session.derive_job(run.id)
@@ -60,6 +60,7 @@ def before_and_after() -> None:
     step = "Pruned" if d.get("step") == derive.PRUNE else "Put on a finer grid"
     st.subheader("Before and after")
     st.caption(f"{step} from run {parent.label if parent else d.get('parent_name', '?')}.")
+    st.dataframe(pd.DataFrame(derive.derivation_summary(d)), hide_index=True)
     left, right = st.columns(2)
     with left:
         if parent is None:
@@ -74,13 +75,12 @@ def before_and_after() -> None:
     with right:
         ui.plot(viz.network_figure(ui.graph_data(run.id, run, ds), theme=theme,
                                    title="After"), key="net_after")
-    st.dataframe(pd.DataFrame(derive.derivation_summary(d)), hide_index=True)
-    ui.explain("Left the network this run was made from, right this run. Pruning removes hidden "
-               "nodes whose attribution score is below the node threshold and cuts edges whose "
-               "score is below the edge threshold (cut edges are not drawn), as pykan's "
-               "`prune()`; a finer grid refits every edge's spline on more intervals and "
-               "retrains, so the curves can follow sharper features. The table gives the test "
-               "error, the widths and the parameter counts before and after.")
+    ui.explain("The table gives the test error, the widths and the parameter counts before and "
+               "after. Left the network this run was made from, right this run. Pruning "
+               "removes hidden nodes whose attribution score is below the node threshold and "
+               "cuts edges whose score is below the edge threshold (cut edges are not drawn), "
+               "as pykan's `prune()`; a finer grid refits every edge's spline on more intervals "
+               "and retrains, so the curves can follow sharper features.")
 
 
 def derive_controls() -> None:
@@ -126,13 +126,19 @@ def derive_controls() -> None:
                "training.")
 
 
-if chain:
+chain = kan_chain(run.model)
+if not chain:
+    st.info("This model is not a plain KAN stack; choose one of its KAN layers (inside an expert, "
+            "a gate or a router) below.")
+else:
     problem = derive.derive_problem(run)
-    if run.derivation:
-        before_and_after()
-    note = session.notice
+    note = session.notice  # the outcome of a prune / grid job started here
     if note and (session.derive_job(run.id) or session.derive_job(run.parent_id)):
         getattr(st, note[0])(note[1])
+    if run.derivation:  # its network drawn beside its parent's
+        before_and_after()
+    else:
+        the_network()
     if problem is None:
         derive_controls()
     else:

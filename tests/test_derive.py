@@ -100,6 +100,8 @@ def test_bad_settings_and_other_models_get_clear_messages(tmp_path):
         s.start_extend_grid(parent, ds, parent.model.config["grid_size"])
     with pytest.raises(derive.DeriveError, match=">= 0"):
         s.start_prune(parent, ds, edge_threshold=-1.0)
+    with pytest.raises(derive.DeriveError, match="nothing scores below the thresholds"):
+        derive.prune_run(parent, ds, edge_threshold=0.0, node_threshold=0.0)  # nothing < 0
     with pytest.raises(derive.DeriveError, match="numbers >= 0"):
         s.start_prune(parent, ds, node_threshold="a lot")
     # Refused in the job too (a caller that skips the queue's check): a notice, nothing lost.
