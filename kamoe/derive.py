@@ -217,11 +217,10 @@ def derivation_summary(derivation: dict[str, Any]) -> list[dict[str, Any]]:
         d.get("metrics_pruned") if (d.get("settings") or {}).get("retrain") else None)
     rows: list[dict[str, Any]] = []
     for key in [k for k in _METRIC_NAMES if k in before or k in after]:
-        row = {"quantity": _METRIC_NAMES[key], "before": before.get(key),
-               "after": after.get(key)}
+        row = {"quantity": _METRIC_NAMES[key], "before": before.get(key)}
         if middle:
             row["before retraining"] = middle.get(key)
-        rows.append(row)
+        rows.append({**row, "after": after.get(key)})
     rows.append({"quantity": "widths", "before": str(d.get("widths_before")),
                  "after": str(d.get("widths_after"))})
     rows.append({"quantity": "parameters", "before": d.get("params_before"),
@@ -235,7 +234,8 @@ def derivation_summary(derivation: dict[str, Any]) -> list[dict[str, Any]]:
         settings = d.get("settings") or {}
         rows.append({"quantity": "grid intervals", "before": settings.get("grid_before"),
                      "after": settings.get("grid_size")})
-    return [{k: _text(v) for k, v in row.items()} for row in rows]
+    columns = ["quantity", "before", *(["before retraining"] if middle else []), "after"]
+    return [{k: _text(row.get(k)) for k in columns} for row in rows]
 
 
 def _text(value: Any) -> str:

@@ -54,6 +54,10 @@ def test_pruning_shrinks_the_drawn_network_and_the_run_reloads_with_its_derivati
     assert d["widths_after"] == [2, 1, 1] and d["params_after"] < d["params_before"]
     # 5 + 2 = 7 nodes and 2*5 + 5*1 = 15 edges before; 2 + 1 + 1 nodes and 2 + 1 edges after.
     assert drawn(parent.model, ds) == (8, 15) and drawn(child.model, ds) == (4, 3)
+    rows = {r["quantity"]: r for r in derive.derivation_summary(d)}
+    assert rows["widths"] == {"quantity": "widths", "before": "[2, 5, 1]", "after": "[2, 1, 1]"}
+    assert rows["parameters"]["after"] == str(child.model.n_params())
+    assert "test R²" in rows and "before retraining" not in rows["test R²"]  # no retraining
     # The pruned hidden node keeps its label; labels of all levels match the new widths.
     assert [len(level) for level in child.node_labels(ds)] == [2, 1, 1]
     # A new session (a browser refresh) lists it from the store, derivation included.
@@ -73,6 +77,9 @@ def test_pruning_with_retraining_keeps_cut_edges_at_zero(tmp_path):
     child = s.active_run()
     cut = child.derivation["removed_edges"]
     assert cut and child.derivation["settings"]["retrain"] is True
+    r2 = next(r for r in derive.derivation_summary(child.derivation)
+              if r["quantity"] == "test R²")
+    assert list(r2) == ["quantity", "before", "before retraining", "after"]
     g = dataset_network_graph(child.model, ds)
     for layer, j, i in cut:
         row = g.edges[(g.edges.layer == layer) & (g.edges.j == j) & (g.edges.i == i)]
