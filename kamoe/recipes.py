@@ -70,15 +70,20 @@ _FORMULA_SCHEDULE: dict[str, Any] = {"optimizer": "lbfgs", "lr": 1.0, "epochs": 
                                      "grid_update_every": 5, "patience": 15}
 
 
-def formula_schedule(*, seed: int = 0, **overrides: Any) -> TrainConfig:
-    """The schedule of the KANs the formula pipeline trains and reads (its surrogates and
-    kan-snap's network): the formula-data schedule of :func:`training_config`, overridden
-    where a stage needs it (more epochs for a surrogate, no grid updates after snapping)."""
+def _check_overrides(overrides: dict[str, Any]) -> None:
+    """TrainingError naming the allowed fields when ``overrides`` holds an unknown one."""
     allowed = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(overrides) - allowed)
     if unknown:
         raise TrainingError(f"unknown training setting(s) {unknown}; allowed: "
                             f"{', '.join(sorted(allowed))}")
+
+
+def formula_schedule(*, seed: int = 0, **overrides: Any) -> TrainConfig:
+    """The schedule of the KANs the formula pipeline trains and reads (its surrogates and
+    kan-snap's network): the formula-data schedule of :func:`training_config`, overridden
+    where a stage needs it (more epochs for a surrogate, no grid updates after snapping)."""
+    _check_overrides(overrides)
     return TrainConfig(**{**_FORMULA_SCHEDULE, "seed": int(seed), **overrides})
 
 
@@ -122,11 +127,7 @@ def training_config(model_name: str, dataset: Dataset, *, seed: int = 0,
                 "patience": 30}
     if _regimes_mixture(model_name, dataset):
         base["aux_weight"] = REGIMES_AUX_WEIGHT
-    allowed = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(overrides) - allowed)
-    if unknown:
-        raise TrainingError(f"unknown training setting(s) {unknown}; allowed: "
-                            f"{', '.join(sorted(allowed))}")
+    _check_overrides(overrides)
     return TrainConfig(**{**base, "seed": int(seed), **overrides})
 
 

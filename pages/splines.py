@@ -40,17 +40,7 @@ def the_network() -> None:
 def derive_progress() -> None:
     """The running prune or grid job of this run; a full rerun when it has finished."""
     j = session.derive_job(run.id)
-    if j is None:
-        return
-    if not j.active:
-        if not j.collected:
-            st.rerun()
-        return
-    if j.queued:
-        st.info(ui.queue_text(j), icon=":material/hourglass_top:")
-        return
-    p = j.progress()
-    st.progress(p.fraction, text=f"{j.label}: {p.text or 'starting...'}")
+    ui.job_progress(j, j.label if j is not None else "", key="spl_job")
 
 
 def before_and_after() -> None:

@@ -222,6 +222,28 @@ def queue_text(j: Job) -> str:
             f"{running} of {s.queue.capacity} slots busy.")
 
 
+def job_progress(j: Job | None, text: str, key: str) -> None:
+    """A background job's place in line (with Cancel) or progress bar (with Stop); ``text`` says
+    what it does, ``key`` names the buttons. A full rerun once it has finished and is not
+    collected yet. Meant for ``st.fragment(run_every=...)``."""
+    if j is None:
+        return
+    if not j.active:
+        if not j.collected:
+            st.rerun()
+        return
+    if j.queued:
+        st.info(queue_text(j), icon=":material/hourglass_top:")
+        if st.button("Cancel", key=f"{key}_cancel", icon=":material/cancel:"):
+            state().queue.cancel(j)
+            st.rerun()
+        return
+    p = j.progress()
+    st.progress(p.fraction, text=f"{text}: {p.text or 'starting...'}")
+    if st.button("Stop", key=f"{key}_stop", icon=":material/stop_circle:"):
+        j.request_stop()
+
+
 def sidebar_job_status() -> None:
     """Training status in the sidebar on other pages; a full rerun when the job ends."""
     j = job()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import streamlit as st
@@ -37,11 +39,13 @@ def new_app() -> AppTest:
     return at
 
 
-def wait_job(at: AppTest, key: str = "training", timeout: float = 60.0) -> None:
-    """Rerun until the session's background job ``key`` (training, compare) has finished."""
+def wait_job(at: AppTest, key: str = "training", timeout: float = 60.0,
+             job_of: Callable[[], Any] | None = None) -> None:
+    """Rerun until the session's background job ``key`` (training, compare), or the one
+    ``job_of()`` returns, has finished."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        job = getattr(state(at), key)
+        job = job_of() if job_of is not None else getattr(state(at), key)
         if job is None or not job.running:
             break
         time.sleep(0.2)
@@ -150,15 +154,26 @@ def test_stop_mid_run_and_a_gated_model_on_routing():
     titles = [s["layout"]["title"]["text"] for s in plotly_specs(at)]
     assert "Gate weights per expert" in titles
     assert "Which expert wins where" in titles  # II.3.24 has two inputs
-    # Routing over the epochs: one record per finished epoch, the slider replays them.
-    epochs = run.routing_epochs(at.selectbox(key="rt_gate").value)
-    slider = at.select_slider(key="rt_epoch")
-    assert list(slider.options) == [str(e) for e in epochs] and len(epochs) >= 2
-    assert f"after epoch {epochs[-1]}" in " ".join(titles)
-    slider.set_value(epochs[0]).run()
+
+
+def test_routing_page_replays_the_expert_usage_over_the_epochs():
+    at = new_app()
+    at.switch_page("pages/train.py").run()
+    at.selectbox(key="w_model_tabular").select("kamoe-mlp").run()
+    form = "kamoe-mlp_feynman:II.3.24"
+    at.number_input(key=f"t_{form}_epochs").set_value(4)
+    at.button(key=TRAIN).click().run()
+    wait_job(at)
+    at.switch_page("pages/routing.py").run()
     assert not at.exception
-    titles = [s["layout"]["title"]["text"] for s in plotly_specs(at)]
-    assert f"after epoch {epochs[0]}" in " ".join(titles)
+    slider = at.select_slider(key="rt_epoch")
+    assert list(slider.options) == ["1", "2", "3", "4"]  # one record after each of 4 epochs
+    titles = " ".join(s["layout"]["title"]["text"] for s in plotly_specs(at))
+    assert "after epoch 4" in titles
+    slider.set_value(1).run()
+    assert not at.exception
+    titles = " ".join(s["layout"]["title"]["text"] for s in plotly_specs(at))
+    assert "after epoch 1" in titles and "after epoch 4" not in titles
 
 
 def test_every_dataset_family_renders_or_explains_what_is_missing():
@@ -366,7 +381,7 @@ def test_splines_page_prunes_into_a_new_run_drawn_before_and_after_and_snaps_an_
     at.number_input(key="spl_edge_t").set_value(0.0)
     at.button(key="FormSubmitter:prune_form-Prune").click().run()
     assert not at.exception
-    wait_job_of(at, parent.id)
+    wait_job(at, "prune", timeout=90, job_of=lambda: state(at).derive_job(parent.id))
     child = state(at).active_run()
     assert child.parent_id == parent.id and child.stored
     assert not at.exception and not at.error
@@ -380,20 +395,6 @@ def test_splines_page_prunes_into_a_new_run_drawn_before_and_after_and_snaps_an_
     assert not at.exception
     names = [t.get("name", "") for t in plotly_specs(at)[-1]["data"]]
     assert any(n.startswith("fitted:") for n in names)
-
-
-def wait_job_of(at: AppTest, run_id: str, timeout: float = 90.0) -> None:
-    """Rerun until the prune / grid job started from run ``run_id`` has been collected."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        job = state(at).derive_job(run_id)
-        if job is not None and not job.active:
-            break
-        time.sleep(0.2)
-        at.run()
-    else:
-        raise AssertionError(f"the job of run {run_id} did not finish in {timeout} s")
-    at.run()
 
 
 def drawn(spec: dict) -> tuple[int, int]:
