@@ -241,8 +241,8 @@ def derivation_summary(derivation: dict[str, Any]) -> list[dict[str, Any]]:
 def _text(value: Any) -> str:
     if value is None:
         return "–"
-    if isinstance(value, float):
-        return f"{value:.6g}"
+    if isinstance(value, float):  # fixed decimals: an R² of 0.9999996 reads 1.000000, not 1
+        return f"{value:.6f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
     return str(value)
 
 

@@ -65,12 +65,32 @@ def before_and_after() -> None:
     with right:
         ui.plot(viz.network_figure(ui.graph_data(run.id, run, ds), theme=theme,
                                    title="After"), key="net_after")
+    if parent is not None and parent.model is not None and d.get("step") == derive.EXTEND_GRID:
+        sharpening(parent, d)
     ui.explain("The table gives the test error, the widths and the parameter counts before and "
                "after. Left the network this run was made from, right this run. Pruning "
                "removes hidden nodes whose attribution score is below the node threshold and "
                "cuts edges whose score is below the edge threshold (cut edges are not drawn), "
                "as pykan's `prune()`; a finer grid refits every edge's spline on more intervals "
                "and retrains, so the curves can follow sharper features.")
+
+
+def sharpening(parent, d) -> None:
+    """The most important edge of the first layer on the old grid and on the new one."""
+    path = kan_chain(run.model)[0][0]
+    after = ui.edge_data(run.id, path, run, ds)[path]
+    before = ui.edge_data(parent.id, path, parent, ds)[path]
+    j, i = after.ranked()[0]
+    settings = d.get("settings") or {}
+    left, right = st.columns(2)
+    left.plotly_chart(viz.edge_detail(before.edge(j, i), theme=theme,
+                                      title=f"Grid {settings.get('grid_before')}: "
+                                            f"{before.edge(j, i).label}"),
+                      width="stretch", key="edge_before")
+    right.plotly_chart(viz.edge_detail(after.edge(j, i), theme=theme,
+                                       title=f"Grid {settings.get('grid_size')}: "
+                                             f"{after.edge(j, i).label}"),
+                       width="stretch", key="edge_after")
 
 
 def derive_controls() -> None:

@@ -401,3 +401,20 @@ def drawn(spec: dict) -> tuple[int, int]:
     """(nodes, edges) drawn in a network figure: its node markers and its edge insets."""
     nodes = next(t for t in spec["data"] if t.get("name") == "nodes")
     return len(nodes["text"]), sum(1 for t in spec["data"] if t.get("name", "").startswith("edge "))
+
+
+def test_splines_page_extends_the_grid_and_shows_the_edge_on_both_grids():
+    at = new_app()
+    train_default(at)
+    parent = state(at).active_run()
+    at.switch_page("pages/splines.py").run()
+    assert at.selectbox(key="spl_grid").value == 10  # the default KAN has 5 intervals
+    at.button(key="FormSubmitter:grid_form-Extend grid and retrain").click().run()
+    wait_job(at, "grid", timeout=90, job_of=lambda: state(at).derive_job(parent.id))
+    assert not at.exception and not at.error
+    child = state(at).active_run()
+    assert child.parent_id == parent.id and child.model.config["grid_size"] == 10
+    titles = [s["layout"]["title"]["text"] for s in plotly_specs(at)]
+    assert any(t.startswith("Grid 5:") for t in titles)
+    assert any(t.startswith("Grid 10:") for t in titles)
+    assert at.selectbox(key="spl_grid").options == ["20", "50", "100"]  # finer than 10 now
