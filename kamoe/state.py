@@ -283,15 +283,19 @@ class SessionState:
         if p.status not in (DONE, STOPPED) or run is None or run.history is None:
             self.notice = ("error", f"Training failed: {p.message}")
             return
-        self.runs.append(run)
-        self.active_id = run.id
         h = run.history
         text = h.message or (f"Training finished: {len(h.epochs)} epochs in {h.seconds:.1f} s "
                              f"(best validation loss at epoch {h.best_epoch}).")
         stopped = p.status == STOPPED or h.stopped == "stopped"
         if h.stopped == "stopped":
             text = f"Training stopped: {text}"
-        self.notice = ("warning" if stopped else "success", text)
+        self._adopt(run, "warning" if stopped else "success", text)
+
+    def _adopt(self, run: Run, kind: str, text: str) -> None:
+        """A new run joins the session as the active one and is saved; the notice says so."""
+        self.runs.append(run)
+        self.active_id = run.id
+        self.notice = (kind, text)
         try:
             self.store.save(run)
         except StoreError as err:
@@ -308,17 +312,10 @@ class SessionState:
             self.notice = ("error", f"{job.label[:1].upper()}{job.label[1:]} failed: "
                                     f"{p.message}")
             return
-        self.runs.append(child)
-        self.active_id = child.id
         text = (child.history.message if child.history else "") or f"Made {child.label}."
         if p.status == STOPPED:
             text = f"Retraining stopped early: {text}"
-        self.notice = ("warning" if p.status == STOPPED else "success", text)
-        try:
-            self.store.save(child)
-        except StoreError as err:
-            self.notice = ("warning", f"{text} The run is kept in this session but was not "
-                                      f"saved: {err}")
+        self._adopt(child, "warning" if p.status == STOPPED else "success", text)
 
     def _collect_formula(self, job: Job) -> None:
         run = self.run(job.owner)
