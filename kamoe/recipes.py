@@ -38,9 +38,28 @@ def model_names_for(dataset: Dataset, names: list[str]) -> list[str]:
     return [n for n in names if dataset.kind == "sequence" or n not in SEQUENCE_MODELS]
 
 
+# KAMoE sequence models on the `regimes` data: a softmax gate with the mutual-information term
+# (weighted by TrainConfig.aux_weight = 0.1) makes the experts take clear shares (routing
+# entropy 0.02-0.13 nats against 0.98-0.99 for the paper's sigmoid gate) at the same test R^2;
+# measured in BENCHMARKS.md, "Routing specialisation on regimes (issue #12)". The registry's
+# own defaults stay the paper's.
+REGIMES_GATE = {"gate_activation": "softmax", "gate_loss": "mutual_information"}
+REGIMES_AUX_WEIGHT = 0.1
+
+
+def _regimes_mixture(name: str, dataset: Dataset) -> bool:
+    """A KAMoE recurrent model (kamoe-gru, kamoe-lstm) on the `regimes` data: the gate
+    recommendation applies."""
+    return dataset.name == "regimes" and name in SEQUENCE_MODELS and name.startswith("kamoe-")
+
+
 def model_config(name: str, dataset: Dataset) -> dict[str, Any]:
-    """The settings a model starts with on a dataset (the registry's defaults today)."""
-    return registry_config(name)
+    """The settings a model starts with on a dataset: the registry's defaults, except the gate
+    of a mixture of recurrent experts on `regimes` (:data:`REGIMES_GATE`)."""
+    config = registry_config(name)
+    if _regimes_mixture(name, dataset):
+        config.update(REGIMES_GATE)
+    return config
 
 
 # ---------------------------------------------------------------------------- training
@@ -51,15 +70,20 @@ _FORMULA_SCHEDULE: dict[str, Any] = {"optimizer": "lbfgs", "lr": 1.0, "epochs": 
                                      "grid_update_every": 5, "patience": 15}
 
 
-def formula_schedule(*, seed: int = 0, **overrides: Any) -> TrainConfig:
-    """The schedule of the KANs the formula pipeline trains and reads (its surrogates and
-    kan-snap's network): the formula-data schedule of :func:`training_config`, overridden
-    where a stage needs it (more epochs for a surrogate, no grid updates after snapping)."""
+def _check_overrides(overrides: dict[str, Any]) -> None:
+    """TrainingError naming the allowed fields when ``overrides`` holds an unknown one."""
     allowed = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(overrides) - allowed)
     if unknown:
         raise TrainingError(f"unknown training setting(s) {unknown}; allowed: "
                             f"{', '.join(sorted(allowed))}")
+
+
+def formula_schedule(*, seed: int = 0, **overrides: Any) -> TrainConfig:
+    """The schedule of the KANs the formula pipeline trains and reads (its surrogates and
+    kan-snap's network): the formula-data schedule of :func:`training_config`, overridden
+    where a stage needs it (more epochs for a surrogate, no grid updates after snapping)."""
+    _check_overrides(overrides)
     return TrainConfig(**{**_FORMULA_SCHEDULE, "seed": int(seed), **overrides})
 
 
@@ -92,7 +116,8 @@ def training_config(model_name: str, dataset: Dataset, *, seed: int = 0,
     A plain KAN on formula data or a small table (has_formula_schedule): full-batch LBFGS
     (lr 1), at most 60 epochs, grid updates every 5 epochs during the first 10, early stopping
     after 15 epochs without improvement. Everything else: Adam (lr 3e-3, batches of 128), at
-    most 200 epochs, early stopping after 30.
+    most 200 epochs, early stopping after 30; a mixture of recurrent KAN-gated experts on
+    `regimes` weighs its gate's routing term by 0.1 (see :data:`REGIMES_GATE`).
     Raises TrainingError naming the allowed fields for an unknown override.
     """
     if has_formula_schedule(model_name, dataset):
@@ -100,11 +125,9 @@ def training_config(model_name: str, dataset: Dataset, *, seed: int = 0,
     else:
         base = {"optimizer": "adam", "lr": 3e-3, "epochs": 200, "batch_size": 128,
                 "patience": 30}
-    allowed = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(overrides) - allowed)
-    if unknown:
-        raise TrainingError(f"unknown training setting(s) {unknown}; allowed: "
-                            f"{', '.join(sorted(allowed))}")
+    if _regimes_mixture(model_name, dataset):
+        base["aux_weight"] = REGIMES_AUX_WEIGHT
+    _check_overrides(overrides)
     return TrainConfig(**{**base, "seed": int(seed), **overrides})
 
 
@@ -121,6 +144,30 @@ def device_choices() -> list[str]:
 
     present = available_devices()
     return ["auto", *present] if len(present) > 1 else []
+
+
+# ---------------------------------------------------------------------------- pruning and grids
+
+
+def _prune_defaults() -> dict[str, float]:
+    import inspect
+
+    from kamoe.interpret import prune
+
+    params = inspect.signature(prune).parameters
+    return {k: float(params[k].default) for k in ("edge_threshold", "node_threshold")}
+
+
+PRUNE_DEFAULTS: dict[str, float] = _prune_defaults()  # interpret.prune's own defaults
+# The grid sizes offered for grid extension: pykan's refinement sequence in its tutorials
+# (grids 3, 5, 10, 20, 50, 100, ...), KAN paper (arXiv 2404.19756) section 2.4.
+GRID_SIZES = (3, 5, 10, 20, 50, 100)
+
+
+def finer_grids(current: int) -> list[int]:
+    """The grid sizes a KAN on a grid of ``current`` intervals can be extended to."""
+    finer = [g for g in GRID_SIZES if g > int(current)]
+    return finer or [2 * int(current)]
 
 # ---------------------------------------------------------------------------- form choices
 

@@ -2,9 +2,11 @@
 
 Plain Python (no streamlit). A :class:`Run` owns its :class:`DatasetRequest` (enough to rebuild
 the dataset, an uploaded file's bytes included), the model and its settings, the training
-history, the per-epoch routing records, the symbolic state of the Formula page and the formulas
-found for it. ``run.lock`` guards what a background thread and a page both touch (the symbolic
-state, the formulas). :func:`training_job` and :func:`compare_job` build the jobs that
+history, the per-epoch routing records (per expert, and per expert and group of samples), the
+symbolic state of the Formula page and the formulas found for it; a run made from another one
+(pruned, put on a finer grid: ``kamoe.derive``) records where it came from in ``derivation``.
+``run.lock`` guards what a background thread and a page both touch (the symbolic state, the
+formulas). :func:`training_job` and :func:`compare_job` build the jobs that
 ``kamoe.jobs.JobQueue`` runs; collecting a finished job is :mod:`kamoe.state`'s business.
 """
 
@@ -83,6 +85,7 @@ class Run:
     model: Model | None = None  # None until loaded from the store
     history: History | None = None
     routing: Any = None  # per-epoch routing records: a DataFrame (RoutingRecorder.frame())
+    routing_groups: Any = None  # per epoch, gate, group and expert (RoutingRecorder.by_group)
     formulas: list[Any] = field(default_factory=list)  # FormulaResult, newest last
     composed: Any = None  # FormulaResult composed from the fixed edges (method "edges")
     symbolic_edges: list[dict[str, Any]] = field(default_factory=list)  # stored edge choices
@@ -92,6 +95,7 @@ class Run:
     params_hint: int = 0  # the parameter count stored with the run (before its model is loaded)
     architecture: dict[str, Any] | None = None  # model.config: rebuilds the model (store)
     estimator: dict[str, Any] | None = None  # a saved scikit-learn estimator: class, params
+    derivation: dict[str, Any] | None = None  # parent, step and its outcome (kamoe.derive)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _symbolic: Any = field(default=None, repr=False)
 
@@ -133,6 +137,38 @@ class Run:
         if h:
             row.update({k: round(v, 6) for k, v in h.metrics.items()})
         return row
+
+    def routing_epochs(self, gate: str) -> list[int]:
+        """The epochs with a per-group routing record of ``gate`` (empty when none was kept)."""
+        g = self.routing_groups
+        if g is None or not len(g):
+            return []
+        return sorted(int(e) for e in g.loc[g["gate"] == gate, "epoch"].unique())
+
+    def routing_at(self, gate: str, epoch: int) -> Any:
+        """``gate``'s per-group, per-expert routing after ``epoch`` (rows of ``routing_groups``,
+        the columns of ``interpret.routing_by_group``)."""
+        g = self.routing_groups
+        return g[(g["gate"] == gate) & (g["epoch"] == int(epoch))].reset_index(drop=True)
+
+    @property
+    def parent_id(self) -> str | None:
+        """The id of the run this one was derived from (pruned, regridded), or None."""
+        return (self.derivation or {}).get("parent")
+
+    def node_labels(self, dataset: Dataset) -> list[list[str]]:
+        """Every node's label of this run's KAN, level by level (``kamoe.interpret.names``).
+
+        A derived run keeps the labels its nodes had in its parent (a pruned network's hidden
+        nodes are not renumbered); any other plain KAN gets ``kan_node_names``.
+        """
+        from kamoe.interpret import kan_node_names
+
+        names = kan_node_names(self.model, dataset)
+        kept = (self.derivation or {}).get("node_labels")
+        if kept and [len(level) for level in kept] == [len(level) for level in names]:
+            return [[str(n) for n in level] for level in kept]
+        return names
 
     # ------------------------------------------------------------------ symbolic state
     def supports_symbolic(self) -> bool:
@@ -209,13 +245,20 @@ def new_run(request: DatasetRequest, dataset: Dataset, model_name: str,
 
 def train_run(run: Run, dataset: Dataset, callback: Callable[[EpochProgress], None] | None = None,
               stop: Any = None) -> History:
-    """Fit ``run.model`` on ``dataset`` and keep the history and (for mixtures) routing records."""
-    from kamoe.interpret import RoutingRecorder
+    """Fit ``run.model`` on ``dataset`` and keep the history and (for mixtures) routing records.
+
+    The routing records are kept per expert (``run.routing``) and per expert and group of the
+    training rows (``run.routing_groups``: regimes, classes or target quartiles, as
+    ``interpret.dataset_groups`` names them), so the Routing page can replay the epochs.
+    """
+    from kamoe.interpret import RoutingRecorder, dataset_groups
 
     recorder = RoutingRecorder(dataset.X_train, then=callback) if run.model.gates() else None
     history = fit(run.model, dataset, run.train_config, callback=recorder or callback, stop=stop)
     run.history = history
     run.routing = recorder.frame() if recorder is not None else None
+    run.routing_groups = (recorder.by_group(*dataset_groups(dataset, "train"))
+                          if recorder is not None else None)
     return history
 
 

@@ -4,7 +4,8 @@ Plain Python (no streamlit): a page keeps one :class:`SessionState` in ``st.sess
 calls its methods; every fact lives here once. The session lists the run store's runs when it
 starts (so a browser refresh or a server restart loses nothing), adds its own runs as their
 trainings finish, and saves each one to the store. :meth:`SessionState.collect` is the one way a
-finished job is collected (training, comparison, formula extraction), exactly once.
+finished job is collected (training, comparison, formula extraction, a derived run: a KAN pruned
+or put on a finer grid, :mod:`kamoe.derive`), exactly once.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from kamoe import recipes
+from kamoe import derive, recipes
 from kamoe.data import Dataset, catalog
 from kamoe.errors import USER_ERRORS
 from kamoe.jobs import CANCELLED, DONE, ERROR, STOPPED, Job, JobQueue, function_job, training_queue
@@ -99,6 +100,7 @@ class SessionState:
         self.training: Job | None = None
         self.compare: Job | None = None
         self.formula_jobs: dict[str, Job] = {}
+        self.derive_jobs: dict[str, Job] = {}  # parent run id -> its prune / grid job
         self.notice: tuple[str, str] | None = None  # (kind: success/warning/error/info, text)
         self.store_problems: list[str] = []
         self.uploads: dict[Any, tuple[str, str]] = {}  # archive upload -> (kind, message)
@@ -231,9 +233,33 @@ class SessionState:
         self.formula_jobs[run.id] = self.queue.submit(job)
         return job
 
+    def start_prune(self, run: Run, dataset: Dataset, edge_threshold: float | None = None,
+                    node_threshold: float | None = None, retrain: bool = False) -> Job:
+        """Queue pruning ``run``'s KAN (``kamoe.derive.prune_job``); DeriveError if it cannot."""
+        self.ensure_model(run)
+        job = derive.prune_job(run, dataset, edge_threshold, node_threshold, retrain)
+        return self._submit_derive(run, job)
+
+    def start_extend_grid(self, run: Run, dataset: Dataset, grid_size: int) -> Job:
+        """Queue putting ``run``'s KAN on a finer grid and retraining (``derive``)."""
+        self.ensure_model(run)
+        return self._submit_derive(run, derive.extend_grid_job(run, dataset, grid_size))
+
+    def _submit_derive(self, run: Run, job: Job) -> Job:
+        old = self.derive_jobs.get(run.id)
+        if old is not None and old.active:
+            raise derive.DeriveError(f"{old.label} is still running; wait for it or stop it")
+        self.notice = None
+        self.derive_jobs[run.id] = self.queue.submit(job)
+        return job
+
+    def derive_job(self, run_id: str | None) -> Job | None:
+        """The newest prune / grid job started from run ``run_id`` (any state), or None."""
+        return self.derive_jobs.get(run_id) if run_id is not None else None
+
     def jobs(self) -> list[Job]:
-        return [j for j in (self.training, self.compare, *self.formula_jobs.values())
-                if j is not None]
+        return [j for j in (self.training, self.compare, *self.formula_jobs.values(),
+                            *self.derive_jobs.values()) if j is not None]
 
     def collect(self) -> bool:
         """Take in every finished job of the session once; True when something changed."""
@@ -245,6 +271,8 @@ class SessionState:
                     self._collect_training(job)
                 elif job.kind == "formula":
                     self._collect_formula(job)
+                elif job.kind == "derive":
+                    self._collect_derive(job)
         return changed
 
     def _collect_training(self, job: Job) -> None:
@@ -255,20 +283,39 @@ class SessionState:
         if p.status not in (DONE, STOPPED) or run is None or run.history is None:
             self.notice = ("error", f"Training failed: {p.message}")
             return
-        self.runs.append(run)
-        self.active_id = run.id
         h = run.history
         text = h.message or (f"Training finished: {len(h.epochs)} epochs in {h.seconds:.1f} s "
                              f"(best validation loss at epoch {h.best_epoch}).")
         stopped = p.status == STOPPED or h.stopped == "stopped"
         if h.stopped == "stopped":
             text = f"Training stopped: {text}"
-        self.notice = ("warning" if stopped else "success", text)
+        self._adopt(run, "warning" if stopped else "success", text)
+
+    def _adopt(self, run: Run, kind: str, text: str) -> None:
+        """A new run joins the session as the active one and is saved; the notice says so."""
+        self.runs.append(run)
+        self.active_id = run.id
+        self.notice = (kind, text)
         try:
             self.store.save(run)
         except StoreError as err:
             self.notice = ("warning", f"{text} The run is kept in this session but was not "
                                       f"saved: {err}")
+
+    def _collect_derive(self, job: Job) -> None:
+        """A finished prune / grid job: its run joins the session, is saved and made active."""
+        p, child = job.progress(), job.result
+        if p.status == CANCELLED:
+            self.notice = ("info", f"{job.label}: cancelled before it started.")
+            return
+        if p.status not in (DONE, STOPPED) or child is None:
+            self.notice = ("error", f"{job.label[:1].upper()}{job.label[1:]} failed: "
+                                    f"{p.message}")
+            return
+        text = (child.history.message if child.history else "") or f"Made {child.label}."
+        if p.status == STOPPED:
+            text = f"Retraining stopped early: {text}"
+        self._adopt(child, "warning" if p.status == STOPPED else "success", text)
 
     def _collect_formula(self, job: Job) -> None:
         run = self.run(job.owner)

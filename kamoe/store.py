@@ -2,12 +2,13 @@
 
 Plain Python. The folder is ``$KAMOE_HOME`` (default ``~/.kamoe``); each run is a folder
 ``runs/<id>/`` of plain files: ``run.json`` (what was trained on what: the dataset request, the
-model and training settings, the metrics), ``weights.pt`` (a state dict, loaded with torch's
-``weights_only``: never a pickle), ``history.json``, ``routing.json`` (per-epoch routing
-records), ``formulas.json`` (``FormulaResult.as_dict``), ``symbolic.json`` (the edge choices of
-the Formula page) and ``data.bin`` (an uploaded CSV's bytes, or the arrays a scikit-learn
-estimator was fitted on as an .npz archive, dataset kind ``arrays``; ``run.json`` then also holds
-the estimator's class and parameters).
+model and training settings, the metrics; a pruned or regridded run's ``derivation``),
+``weights.pt`` (a state dict, loaded with torch's ``weights_only``: never a pickle),
+``history.json``, ``routing.json`` and ``routing_groups.json`` (per-epoch routing records, per
+expert and per expert and group of samples), ``formulas.json`` (``FormulaResult.as_dict``),
+``symbolic.json`` (the edge choices of the Formula page) and ``data.bin`` (an uploaded CSV's
+bytes, or the arrays a scikit-learn estimator was fitted on as an .npz archive, dataset kind
+``arrays``; ``run.json`` then also holds the estimator's class and parameters).
 
 Writes are atomic: a new run is written into ``tmp/`` and renamed into place in one step, an
 update replaces one file at a time with ``os.replace``, a deletion renames the folder away
@@ -40,11 +41,13 @@ FORMAT = "kamoe-run/1"
 ARCHIVE_FORMAT = "kamoe-run-archive/1"
 MAX_ARCHIVE_BYTES = 64 * 2**20  # an uploaded CSV (<= 25 MB) and the weights of a small model
 MAX_MEMBER_BYTES = 48 * 2**20
-RUN_FILES = ("run.json", "weights.pt", "history.json", "routing.json", "formulas.json",
+RUN_FILES = ("run.json", "weights.pt", "history.json", "routing.json", "routing_groups.json",
+             "formulas.json",
              "symbolic.json", "data.bin")
 REQUIRED = ("run.json", "weights.pt", "history.json")
 MANIFEST = "manifest.json"
 ROUTING_COLUMNS = ["epoch", "gate", "expert", "mean_weight", "win_share", "entropy"]
+GROUP_COLUMNS = ["epoch", "gate", "group_by", "group", "expert", "n", "mean_weight", "win_share"]
 
 
 class StoreError(KamoeError, ValueError):
@@ -95,6 +98,8 @@ def run_files(run: Run, parts: tuple[str, ...] = RUN_FILES) -> dict[str, bytes]:
                 "metrics": h.metrics if h else {}}
         if run.estimator is not None:
             meta["estimator"] = run.estimator
+        if run.derivation is not None:
+            meta["derivation"] = run.derivation
         out["run.json"] = _json_bytes(meta)
     if "weights.pt" in parts and run.model is not None:
         from kamoe.train import cpu_state  # a model on a GPU saves what a CPU machine loads
@@ -106,6 +111,10 @@ def run_files(run: Run, parts: tuple[str, ...] = RUN_FILES) -> dict[str, bytes]:
         out["history.json"] = _json_bytes(h.to_dict())
     if "routing.json" in parts and run.routing is not None and len(run.routing):
         out["routing.json"] = _json_bytes(run.routing.to_dict(orient="records"))
+    groups = run.routing_groups
+    if "routing_groups.json" in parts and groups is not None and len(groups):
+        out["routing_groups.json"] = _json_bytes(groups.astype({"group": str})
+                                                 .to_dict(orient="records"))
     with run.lock:
         if "formulas.json" in parts:
             out["formulas.json"] = _json_bytes({
@@ -192,8 +201,15 @@ def run_from_files(files: dict[str, bytes]) -> Run:
               created=float(meta.get("created", 0.0)), source=str(meta.get("source", "import")),
               params_hint=int(meta["params"]) if isinstance(meta.get("params"), int) else 0,
               architecture=meta["model"], estimator=meta.get("estimator"))
+    derivation = meta.get("derivation")
+    _need(derivation is None or (isinstance(derivation, dict)
+                                 and isinstance(derivation.get("parent"), str)),
+          "run.json: 'derivation' must be an object naming its parent run")
+    run.derivation = derivation
     if "routing.json" in files:
         run.routing = _routing_frame(_loads(files, "routing.json"))
+    if "routing_groups.json" in files:
+        run.routing_groups = _group_frame(_loads(files, "routing_groups.json"))
     if "formulas.json" in files:
         run.formulas, run.composed = _formulas(_loads(files, "formulas.json"))
     if "symbolic.json" in files:
@@ -215,6 +231,24 @@ def _routing_frame(rows: Any):
                                                  if k != "gate"),
               "routing.json: records must hold numbers (and a gate name)")
     return pd.DataFrame(rows, columns=ROUTING_COLUMNS)
+
+
+def _group_frame(rows: Any):
+    import pandas as pd
+
+    _need(isinstance(rows, list) and all(isinstance(r, dict) and set(r) == set(GROUP_COLUMNS)
+                                         for r in rows),
+          f"routing_groups.json must be a list of records with {', '.join(GROUP_COLUMNS)}")
+    text = ("gate", "group_by", "group")
+    for r in rows:
+        _need(all(isinstance(r[k], str) for k in text)
+              and all(_number(r[k]) for k in GROUP_COLUMNS if k not in text),
+              "routing_groups.json: records must hold numbers (and gate, grouping and group "
+              "names)")
+    frame = pd.DataFrame(rows, columns=GROUP_COLUMNS)
+    order = list(dict.fromkeys(frame["group"]))  # the groups in their recorded order
+    frame["group"] = pd.Categorical(frame["group"], categories=order, ordered=True)
+    return frame
 
 
 def _formulas(d: Any) -> tuple[list[Any], Any]:

@@ -40,6 +40,22 @@ ui.explain(f"The test samples are split by **{group_name}** (the true regime for
            "stacks the mean gate weight of every expert within the group: if the stacks differ "
            "between groups, the experts have specialised on those groups.")
 
+st.subheader("Expert usage over the epochs")
+epochs = run.routing_epochs(gate)  # recorded while training, on up to 512 training samples
+if epochs:
+    epoch = st.select_slider("After epoch", epochs, value=epochs[-1], key="rt_epoch") \
+        if len(epochs) > 1 else epochs[0]
+    ui.plot(viz.usage_by_group(run.routing_at(gate, epoch), group_name,
+                               title=f"Expert usage by {group_name} after epoch {epoch}",
+                               theme=st.context.theme.type or "light"), key="rt_epochs")
+    ui.explain("The same breakdown as above, replayed over training: move the slider to see how "
+               "the gate's split of the groups formed epoch by epoch. It is recorded on a fixed "
+               "probe of training samples (up to 512), so the last epoch can differ a little "
+               "from the test samples above.")
+else:
+    st.caption("No per-epoch record by group for this run (it was trained before the dashboard "
+               "kept one).")
+
 st.subheader("Routing entropy over training")
 record = run.routing  # per-epoch routing records (a DataFrame), kept with the run
 if record is not None and len(record):

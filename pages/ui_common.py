@@ -153,17 +153,17 @@ def preview_frame(ds: Dataset, split: str = "train", max_rows: int | None = None
 @st.cache_data(show_spinner="Reading the edges...", max_entries=64)
 def edge_data(run_id: str, path: str | None, _run: Run, _ds: Dataset) -> dict:
     """Edge curves of one KAN layer (or every layer when path is None), cached per run."""
-    ds = _ds
-    return interpret.edge_curves(_run.model, ds.X_train, paths=path, max_rows=1500,
-                                 feature_names=list(ds.feature_names),
-                                 target_names=list(ds.target_names))
+    # the dataset's scaling too: a first layer's edges are drawn over the inputs' raw values
+    return interpret.dataset_edge_curves(_run.model, _ds, paths=path, max_rows=1500)
 
 
 @st.cache_data(show_spinner="Drawing the network...", max_entries=32)
 def graph_data(run_id: str, _run: Run, _ds: Dataset) -> Any:
+    """The network drawing's data; a pruned run's hidden nodes keep their parent's labels."""
+    labels = _run.node_labels(_ds) if _run.derivation else None
     return interpret.network_graph(_run.model, _ds.X_train, max_rows=1500,
                                    feature_names=list(_ds.feature_names),
-                                   target_names=list(_ds.target_names))
+                                   target_names=list(_ds.target_names), node_labels=labels)
 
 
 @st.cache_data(show_spinner="Reading the gates...", max_entries=32)
@@ -218,6 +218,28 @@ def queue_text(j: Job) -> str:
     running, waiting = s.queue.counts()
     return (f"Waiting for a free training slot: number {p.position} of {waiting} in line; "
             f"{running} of {s.queue.capacity} slots busy.")
+
+
+def job_progress(j: Job | None, text: str, key: str) -> None:
+    """A background job's place in line (with Cancel) or progress bar (with Stop); ``text`` says
+    what it does, ``key`` names the buttons. A full rerun once it has finished and is not
+    collected yet. Meant for ``st.fragment(run_every=...)``."""
+    if j is None:
+        return
+    if not j.active:
+        if not j.collected:
+            st.rerun()
+        return
+    if j.queued:
+        st.info(queue_text(j), icon=":material/hourglass_top:")
+        if st.button("Cancel", key=f"{key}_cancel", icon=":material/cancel:"):
+            state().queue.cancel(j)
+            st.rerun()
+        return
+    p = j.progress()
+    st.progress(p.fraction, text=f"{text}: {p.text or 'starting...'}")
+    if st.button("Stop", key=f"{key}_stop", icon=":material/stop_circle:"):
+        j.request_stop()
 
 
 def sidebar_job_status() -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import streamlit as st
@@ -37,11 +39,13 @@ def new_app() -> AppTest:
     return at
 
 
-def wait_job(at: AppTest, key: str = "training", timeout: float = 60.0) -> None:
-    """Rerun until the session's background job ``key`` (training, compare) has finished."""
+def wait_job(at: AppTest, key: str = "training", timeout: float = 60.0,
+             job_of: Callable[[], Any] | None = None) -> None:
+    """Rerun until the session's background job ``key`` (training, compare), or the one
+    ``job_of()`` returns, has finished."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        job = getattr(state(at), key)
+        job = job_of() if job_of is not None else getattr(state(at), key)
         if job is None or not job.running:
             break
         time.sleep(0.2)
@@ -62,6 +66,17 @@ def plotly_specs(at: AppTest) -> list[dict]:
     import json
 
     return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def plotly_array(value):
+    """A plotly JSON array: a list, or the typed-array form {"dtype", "bdata"} plotly.py writes."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value, dtype=float)
 
 
 def test_every_page_renders_without_a_model():
@@ -87,6 +102,17 @@ def test_default_flow_trains_and_every_page_renders_with_the_model():
     at.switch_page("pages/splines.py").run()
     specs = plotly_specs(at)
     assert len(specs) == 3 and all(len(s["data"]) > 0 for s in specs)
+    # The edge in detail is drawn over its input's raw values (Pwr and r lie in [1, 5], the
+    # model sees them scaled to [-1, 1]): its curve spans the training data's raw range.
+    ds = state(at).active_run().request.load()
+    detail = specs[-1]
+    axis = detail["layout"]["xaxis2"]["title"]["text"]
+    assert axis.endswith("(raw units)"), axis
+    raw = ds.raw_X("train")[:, list(ds.feature_names).index(axis.split(" ")[0])]
+    curve = next(t for t in detail["data"] if t.get("name") == "edge function φ(x)")
+    xs = plotly_array(curve["x"])
+    assert xs.min() == pytest.approx(raw.min(), rel=1e-6)
+    assert xs.max() == pytest.approx(raw.max(), rel=1e-6)
     # Switching pages kept the trained run and never retrained it.
     assert len(state(at).runs) == 1
 
@@ -150,6 +176,26 @@ def test_stop_mid_run_and_a_gated_model_on_routing():
     titles = [s["layout"]["title"]["text"] for s in plotly_specs(at)]
     assert "Gate weights per expert" in titles
     assert "Which expert wins where" in titles  # II.3.24 has two inputs
+
+
+def test_routing_page_replays_the_expert_usage_over_the_epochs():
+    at = new_app()
+    at.switch_page("pages/train.py").run()
+    at.selectbox(key="w_model_tabular").select("kamoe-mlp").run()
+    form = "kamoe-mlp_feynman:II.3.24"
+    at.number_input(key=f"t_{form}_epochs").set_value(4)
+    at.button(key=TRAIN).click().run()
+    wait_job(at)
+    at.switch_page("pages/routing.py").run()
+    assert not at.exception
+    slider = at.select_slider(key="rt_epoch")
+    assert list(slider.options) == ["1", "2", "3", "4"]  # one record after each of 4 epochs
+    titles = " ".join(s["layout"]["title"]["text"] for s in plotly_specs(at))
+    assert "after epoch 4" in titles
+    slider.set_value(1).run()
+    assert not at.exception
+    titles = " ".join(s["layout"]["title"]["text"] for s in plotly_specs(at))
+    assert "after epoch 1" in titles and "after epoch 4" not in titles
 
 
 def test_every_dataset_family_renders_or_explains_what_is_missing():
@@ -377,3 +423,54 @@ def test_a_saved_estimator_opens_in_the_dashboard_like_any_run():
         at.switch_page(page).run()
         assert not at.exception, page
     assert state(at).active_run().model is not None  # its weights were loaded for the plots
+
+
+def test_splines_page_prunes_into_a_new_run_drawn_before_and_after_and_snaps_an_edge():
+    at = new_app()
+    train_default(at)
+    parent = state(at).active_run()
+    at.switch_page("pages/splines.py").run()
+    assert not at.exception
+    # A negative threshold cannot be typed (min 0); a huge one removes every hidden node but
+    # the best one (a level is never emptied) and cuts nothing: the drawing must shrink.
+    at.number_input(key="spl_node_t").set_value(1e9)
+    at.number_input(key="spl_edge_t").set_value(0.0)
+    at.button(key="FormSubmitter:prune_form-Prune").click().run()
+    assert not at.exception
+    wait_job(at, "prune", timeout=90, job_of=lambda: state(at).derive_job(parent.id))
+    child = state(at).active_run()
+    assert child.parent_id == parent.id and child.stored
+    assert not at.exception and not at.error
+    before, after = (s for s in plotly_specs(at) if s["layout"]["title"]["text"] in
+                     ("Before", "After"))
+    # The default KAN [2, 5, 1]: 8 nodes and 15 edges before, [2, 1, 1] after: 4 nodes, 3 edges.
+    assert drawn(before) == (8, 15) and drawn(after) == (4, 3)
+    assert any("widths" in str(df.value) for df in at.dataframe)
+    # Snap one edge: the library's fits are listed and one is drawn over the curve.
+    at.toggle(key="spl_snap").set_value(True).run()
+    assert not at.exception
+    names = [t.get("name", "") for t in plotly_specs(at)[-1]["data"]]
+    assert any(n.startswith("fitted:") for n in names)
+
+
+def drawn(spec: dict) -> tuple[int, int]:
+    """(nodes, edges) drawn in a network figure: its node markers and its edge insets."""
+    nodes = next(t for t in spec["data"] if t.get("name") == "nodes")
+    return len(nodes["text"]), sum(1 for t in spec["data"] if t.get("name", "").startswith("edge "))
+
+
+def test_splines_page_extends_the_grid_and_shows_the_edge_on_both_grids():
+    at = new_app()
+    train_default(at)
+    parent = state(at).active_run()
+    at.switch_page("pages/splines.py").run()
+    assert at.selectbox(key="spl_grid").value == 10  # the default KAN has 5 intervals
+    at.button(key="FormSubmitter:grid_form-Extend grid and retrain").click().run()
+    wait_job(at, "grid", timeout=90, job_of=lambda: state(at).derive_job(parent.id))
+    assert not at.exception and not at.error
+    child = state(at).active_run()
+    assert child.parent_id == parent.id and child.model.config["grid_size"] == 10
+    titles = [s["layout"]["title"]["text"] for s in plotly_specs(at)]
+    assert any(t.startswith("Grid 5:") for t in titles)
+    assert any(t.startswith("Grid 10:") for t in titles)
+    assert at.selectbox(key="spl_grid").options == ["20", "50", "100"]  # finer than 10 now

@@ -109,3 +109,21 @@ def test_the_data_choice_is_a_dataset_request():
     default = DataChoice().request()
     assert default.spec == "feynman:II.3.24" and default.label == "Feynman II.3.24"
     assert load(default.spec, **default.options).name.startswith("feynman")
+
+
+def test_routing_by_group_per_epoch_is_kept_and_reloads(tmp_path):
+    s = small_session(tmp_path)
+    train(s, epochs=3, model="kamoe-mlp")
+    s.collect()
+    run = s.runs[0]
+    gate = run.routing_groups["gate"].iloc[0]
+    assert run.routing_epochs(gate) == [1, 2, 3]  # one record after each of the 3 epochs
+    last = run.routing_at(gate, 3)
+    # per group the experts' mean weights are normalised shares: they sum to 1
+    np.testing.assert_allclose(last.groupby("group", observed=True)["mean_weight"].sum(), 1,
+                               atol=1e-5)
+    listed = small_session(tmp_path).run(run.id)
+    assert listed.routing_epochs(gate) == [1, 2, 3]
+    back = listed.routing_at(gate, 3)
+    assert list(back["group"].astype(str)) == list(last["group"].astype(str))
+    np.testing.assert_allclose(back["mean_weight"], last["mean_weight"])

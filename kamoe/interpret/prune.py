@@ -134,7 +134,7 @@ def prune(model: Model, dataset: Any, edge_threshold: float = 0.03,
 
     Scores are computed on ``dataset.X_train``; the input model is left untouched.
     """
-    from kamoe.train import evaluate, fit
+    from kamoe.train import evaluate
 
     net = _check(model)
     if edge_threshold < 0 or node_threshold < 0:
@@ -166,16 +166,38 @@ def prune(model: Model, dataset: Any, edge_threshold: float = 0.03,
         node_scores=node_sc, edge_scores=edge_sc,
     )
     if retrain:
-        handles = [p.register_hook(lambda g, m=m: g * m) for p, m in _edge_masks(pruned)]
-        try:
-            report.history = fit(pruned, dataset, train_config)
-        finally:
-            for h in handles:
-                h.remove()
-        zero_edges(pruned, cut)  # exact zeros even if an optimiser nudged them
+        report.history = fit_keeping_cuts(pruned, dataset, train_config)
         report.metrics_retrained = evaluate(pruned, dataset, "test")
         report.active_params_after = _active(pruned)
     return report
+
+
+def cut_edges(model: Model) -> list[tuple[int, int, int]]:
+    """(layer, out j, in i) of every edge whose base and spline weights are all zero."""
+    return [(li, int(j), int(i)) for li, layer in enumerate(_check(model).layers)
+            for j, i in zip(*np.nonzero(((layer.base_weight == 0)
+                                         & (layer.spline_weight == 0).all(-1)).numpy()),
+                            strict=True)]
+
+
+def fit_keeping_cuts(model: Model, dataset: Any, train_config: Any = None,
+                     callback: Any = None, stop: Any = None) -> Any:
+    """``kamoe.train.fit`` of a ``kan`` model whose cut edges stay exactly zero; the History.
+
+    Gradient hooks mask the cut edges' weights while training and the weights are zeroed again
+    afterwards (an optimiser's weight decay or momentum cannot revive them).
+    """
+    from kamoe.train import fit
+
+    cut = cut_edges(model)
+    handles = [p.register_hook(lambda g, m=m: g * m) for p, m in _edge_masks(model)]
+    try:
+        history = fit(model, dataset, train_config, callback=callback, stop=stop)
+    finally:
+        for h in handles:
+            h.remove()
+    zero_edges(model, cut)
+    return history
 
 
 def extend_grid(model: Model, grid_size: int, X: np.ndarray) -> Model:
