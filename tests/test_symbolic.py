@@ -146,6 +146,17 @@ def test_equivalent_rule() -> None:
     assert not equivalent(x**2 * sympy.exp(-1.01 * y), truth)  # 1.01 survives 3-dp rounding
 
 
+def test_equivalent_accepts_identities_that_need_the_ranges() -> None:
+    # I.34.14 (relativistic Doppler): omega_0 (1 + v/c) / sqrt(1 - v^2/c^2) equals
+    # omega_0 sqrt((c + v)/(c - v)) for c > v, which sympy.simplify does not prove
+    c, v, w = sympy.symbols("c v omega_0")
+    truth = w * (1 + v / c) / sympy.sqrt(1 - v**2 / c**2)
+    ranges = {"c": (3.0, 10.0), "v": (1.0, 2.0), "omega_0": (1.0, 5.0)}
+    assert equivalent(w * sympy.sqrt((c + v) / (c - v)), truth, ranges=ranges)
+    assert not equivalent(w * sympy.sqrt((c + 1.01 * v) / (c - v)), truth, ranges=ranges)
+    assert not equivalent(w * (c + v) / (c - v), truth, ranges=ranges)
+
+
 @pytest.mark.parametrize("names", [["I", "beta", "gamma", "lambda"], ["E", "S", "N", "Q"],
                                    ["pi", "x", "y", "z"]])
 def test_sympy_string_round_trips_awkward_names(names: list[str]) -> None:

@@ -294,12 +294,39 @@ def equivalent(
         if d == 0 or d.is_constant(simplify=False) or not d.free_symbols:
             return True
         q = round_floats(sympy.simplify(found / truth, ratio=1))
-        return bool(not q.free_symbols or q.is_constant(simplify=False))
+        if not q.free_symbols or q.is_constant(simplify=False):
+            return True
+        # simplify proves no identity that needs the ranges (sqrt((c+v)/(c-v)) is
+        # (1+v/c)/sqrt(1-v^2/c^2) only for c > v): 50-digit arithmetic on the sampled points
+        return _constant_to_50_digits(found, truth, [pos.get(s, s) for s in syms],
+                                      X[ok][:_PRECISE_POINTS])
 
     if sympy.count_ops(found) + sympy.count_ops(truth) > _SYMBOLIC_OPS:
         return True  # simplify of a large pair can outlive any timeout in its abandoned thread
     res = _with_timeout(symbolic, timeout)
     return True if res is None else bool(res)
+
+
+_PRECISE_POINTS = 12  # sample points of the 50-digit check
+
+
+def _constant_to_50_digits(found: sympy.Expr, truth: sympy.Expr, syms: list, X: np.ndarray
+                           ) -> bool:
+    """found - truth or found / truth constant to 1e-30 at X's points, in 50-digit arithmetic."""
+    diffs, ratios = [], []
+    for row in X:
+        at = {s: sympy.Float(repr(float(v)), 50) for s, v in zip(syms, row, strict=True)}
+        f, t = found.evalf(50, subs=at), truth.evalf(50, subs=at)
+        if not (f.is_real and t.is_real) or t == 0:
+            return False
+        diffs.append(f - t)
+        ratios.append(f / t)
+
+    def flat(vals: list) -> bool:
+        scale = max(abs(v) for v in vals) + sympy.Float("1e-40", 50)
+        return all(abs(v - vals[0]) <= sympy.Float("1e-30", 50) * scale for v in vals)
+
+    return len(diffs) >= 3 and (flat(diffs) or flat(ratios))
 
 
 _SYMBOLIC_OPS = 80  # operations in found + truth above which only the numeric test is used
