@@ -20,6 +20,7 @@ pytestmark = pytest.mark.e2e
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 TIMEOUT = 60_000  # ms; a default training takes ~1-2 s, page loads well under that
+FORMULA_TIMEOUT = 2 * TIMEOUT + 30_000  # ms; the extraction has its own 60 s limit (the page's)
 
 
 def wait_idle(page) -> None:
@@ -83,8 +84,7 @@ def test_default_flow_data_train_splines_routing_formula(browser, app_url):
         page.get_by_text("has no gate").wait_for()
         go(page, "Formula")
         page.get_by_role("button", name="Extract formula").click()
-        # the extraction has its own 60 s limit (the page's default); allow it and the drawing
-        page.get_by_text("Formula R² (test)").wait_for(timeout=2 * TIMEOUT + 30_000)
+        page.get_by_text("Formula R² (test)").wait_for(timeout=FORMULA_TIMEOUT)
         wait_idle(page)
         assert page.locator(".katex").count() >= 2  # found formula and ground truth
         page.get_by_text("Recovered: the formula").wait_for()
@@ -181,7 +181,7 @@ def test_runs_survive_a_reload_and_a_restart_and_cli_runs_appear(browser, app_se
         wait_idle(page)
         go(page, "Formula")
         page.get_by_role("button", name="Extract formula").click()
-        page.get_by_text("Recovered: the formula").wait_for()
+        page.get_by_text("Recovered: the formula").wait_for(timeout=FORMULA_TIMEOUT)
         wait_idle(page)
         page.reload()  # a new browser session: the run, its plots and its formula are back
         page.get_by_role("heading", name="Formula", exact=True).first.wait_for()
