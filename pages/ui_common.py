@@ -167,8 +167,9 @@ def graph_data(run_id: str, _run: Run, _ds: Dataset) -> Any:
 
 
 @st.cache_data(show_spinner="Reading the gates...", max_entries=32)
-def routing_data(run_id: str, _run: Run, _ds: Dataset) -> dict:
-    return interpret.routing_stats(_run.model, _ds.X_test, max_rows=2000)
+def routing_data(run_id: str, _run: Run, _ds: Dataset) -> tuple[dict, Any, str]:
+    """Every gate's routing on (up to 2000 of) the test rows, their groups and the groups' name."""
+    return interpret.dataset_routing(_run.model, _ds, "test", max_rows=2000)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -178,6 +178,30 @@ def test_stop_mid_run_and_a_gated_model_on_routing():
     assert "Which expert wins where" in titles  # II.3.24 has two inputs
 
 
+def test_routing_page_says_whether_experts_split_the_classes_with_thumbnails():
+    at = new_app()
+    at.selectbox(key="w_family").select("digits").run()
+    at.switch_page("pages/train.py").run()
+    at.selectbox(key=next(k for k in ("w_model_image", "w_model_tabular")
+                          if k in [s.key for s in at.selectbox])).select("kamoe-mlp").run()
+    form = "kamoe-mlp_digits"
+    at.number_input(key=f"t_{form}_epochs").set_value(3)
+    at.button(key=TRAIN).click().run()
+    wait_job(at)
+    at.switch_page("pages/routing.py").run()
+    assert not at.exception
+    # the specialisation verdict in words, the NMI as a number, and the gate's readable name
+    verdicts = [m.value for m in [*at.success, *at.info]]
+    assert any("NMI" in v for v in verdicts), verdicts
+    assert any(m.label.startswith("NMI (expert vs digit)") for m in at.metric)
+    assert at.selectbox(key="rt_gate").format_func("net.0").startswith("gate of layer 1: GRKAN")
+    titles = [s["layout"]["title"]["text"] for s in plotly_specs(at)]
+    assert "Expert shares per class" in titles  # one mean image per digit beside its shares
+    hist = next(s for s in plotly_specs(at) if s["layout"]["title"]["text"] ==
+                "Gate weights per expert")
+    assert "359 samples" in str(hist["layout"]["title"])  # counted in samples of the test split
+
+
 def test_routing_page_replays_the_expert_usage_over_the_epochs():
     at = new_app()
     at.switch_page("pages/train.py").run()

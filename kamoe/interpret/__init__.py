@@ -36,6 +36,7 @@ from kamoe.interpret.routing import (
     class_groups,
     class_thumbnails,
     dataset_groups,
+    dataset_routing,
     gate_names,
     gate_weights,
     kind_shares,
@@ -59,7 +60,8 @@ from kamoe.interpret.routing import (
 __all__ = [
     "EdgeCurve", "GateWeights", "LayerCurves", "NetworkGraph", "PruneReport", "RouterStats",
     "RoutingRecorder", "Specialisation", "WinnerMap", "attribution", "class_groups",
-    "class_thumbnails", "dataset_edge_curves", "dataset_groups", "dataset_network_graph",
+    "class_thumbnails", "dataset_edge_curves", "dataset_groups", "dataset_routing",
+    "dataset_network_graph",
     "dataset_node_names", "edge_curves", "edge_name", "gate_names", "gate_weights",
     "hidden_name", "importance_frame", "input_names", "kan_chain", "kan_node_names",
     "kept_node_names", "kind_shares", "layer_inputs", "max_entropy", "network_graph", "node_names",

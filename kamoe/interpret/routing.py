@@ -770,6 +770,16 @@ def specialisation(stats: Routing | Mapping[str, Routing], groups: Any,
     return out
 
 
+def dataset_routing(model: nn.Module, dataset: Any, split: str = "test",
+                    max_rows: int | None = None) -> tuple[dict[str, Routing], Any, str]:
+    """Every gate's routing on a dataset split (at most ``max_rows`` rows, evenly spread) with
+    the groups of those same rows and the groups' name (``dataset_groups``)."""
+    X = dataset.X_test if split == "test" else dataset.X_train
+    groups, group_name = dataset_groups(dataset, split)
+    rows = _select_rows(len(X), max_rows)
+    return routing_stats(model, np.asarray(X)[rows]), groups[rows], group_name
+
+
 def routing_report(model: nn.Module, dataset: Any, split: str = "test",
                    max_rows: int | None = None) -> dict[str, Any] | None:
     """Specialisation of every gate on a dataset split as plain JSON-ready data (None: no gate).
@@ -780,11 +790,8 @@ def routing_report(model: nn.Module, dataset: Any, split: str = "test",
     """
     if not any(isinstance(m, (KAMoE, MLPKANMoE)) for m in model.modules()):
         return None
-    X = dataset.X_test if split == "test" else dataset.X_train
-    groups, group_name = dataset_groups(dataset, split)
-    rows = _select_rows(len(X), max_rows)
-    stats = routing_stats(model, np.asarray(X)[rows])
-    spec = specialisation(stats, groups[rows], group_name)
+    stats, groups, group_name = dataset_routing(model, dataset, split, max_rows)
+    spec = specialisation(stats, groups, group_name)
     names = gate_names(model)
     gates = {p: {"name": names.get(p, p), **sp.as_dict()} for p, sp in spec.items()}
     first = next(iter(gates.values()))
