@@ -76,7 +76,7 @@ if cj is not None:
         res = pd.DataFrame(rows)
         st.dataframe(res, hide_index=True)
         metric = "r2" if "r2" in res else "accuracy"
-        ui.plot(viz.compare_bars(res, metric), key="cmp_bars")
+        ui.plot(viz.compare_bars(res, metric, theme=ui.theme()), key="cmp_bars")
         ui.explain("One bar per model trained just now with the same short schedule and seed. "
                    "Short runs favour fast learners; treat small differences as noise (the "
                    "paper averages 5 runs of up to a few hundred epochs).")
@@ -90,7 +90,8 @@ st.caption(f"Source: {recipes.CALIFORNIA_SOURCE}. Non-network baselines on the s
 long = recipes.california_reference(int(units))
 if len(long):
     ui.plot(viz.compare_bars(pd.DataFrame(columns=["model", "r2"]), "r2", reference=long,
-                             title=f"Published test R² with {units} units, one hidden layer"),
+                             title=f"Published test R² with {units} units, one hidden layer",
+                             theme=ui.theme()),
             key="cmp_ref")
     ui.explain("The numbers the KAMoE authors printed for California housing (mean of 5 runs). "
                "Load California housing on the Data page and run the comparison with the same "

@@ -110,7 +110,7 @@ ui.explain("The first rows of the training split in the original units (before t
 
 st.subheader("How the values are spread")
 columns = list(frame.columns)[:12] + ([frame.columns[-1]] if len(frame.columns) > 12 else [])
-ui.plot(viz.feature_histograms(frame, columns), key="data_hist")
+ui.plot(viz.feature_histograms(frame, columns, theme=ui.theme()), key="data_hist")
 ui.explain("One histogram per column: how the values of each input (and the target, last) are "
            "spread. A KAN edge only learns its curve where data falls, so these ranges are the "
            "ranges the splines can be trusted on.")
@@ -125,7 +125,8 @@ if feature is not None:
     y = frame[target]
     if ds.task == "classification":
         y = y.astype("category").cat.codes
-    ui.plot(viz.target_scatter(frame[feature].to_numpy(), y.to_numpy(), feature, target),
+    ui.plot(viz.target_scatter(frame[feature].to_numpy(), y.to_numpy(), feature, target,
+                               theme=ui.theme()),
             key="data_scatter")
     ui.explain("Each dot is one training sample: the chosen input on the x axis, the target on "
                "the y axis. A clear curve means the target depends strongly on that input alone; "

@@ -23,7 +23,7 @@ from pages import ui_common as ui
 
 run, ds = ui.run_page("Formula")
 session = ui.state()
-theme = st.context.theme.type or "light"
+theme = ui.theme()
 st.caption(f"Run {run.label}")
 if ds.task != "regression" or ds.output_dim != 1 or ds.kind != "tabular":
     st.info("Formulas are extracted for tabular regression data with one target (Feynman "

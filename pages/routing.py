@@ -20,7 +20,7 @@ if not run.model.gates():
     st.stop()
 
 stats, groups, group_name = ui.routing_data(run.id, run, ds)
-theme = st.context.theme.type or "light"
+theme = ui.theme()
 labels = interpret.gate_names(run.model)
 gate = st.selectbox("Gate", list(stats), key="rt_gate", format_func=lambda p: labels.get(p, p),
                     help="Each mixture of experts in the model has its own gate (router).")

@@ -13,7 +13,7 @@ from pages import ui_common as ui
 
 run, ds = ui.run_page("Splines")
 session = ui.state()
-theme = st.context.theme.type or "light"
+theme = ui.theme()
 layers = list(run.model.kan_layers())
 if not layers:
     st.info(f"**{run.model_name}** has no KAN layers, so there are no spline edges to show. "

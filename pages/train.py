@@ -129,7 +129,8 @@ def live_progress() -> None:
         j.request_stop()
         st.caption("Stopping after the current epoch...")
     if p.epochs:
-        ui.plot(viz.loss_curves(p.epochs, p.train_loss, p.val_loss, "Live loss"), key="live_loss")
+        ui.plot(viz.loss_curves(p.epochs, p.train_loss, p.val_loss, "Live loss",
+                                theme=ui.theme()), key="live_loss")
 
 
 if s.busy:
@@ -148,7 +149,8 @@ if run is not None and run.history is not None:
     cols[-2].metric("Epochs", len(h.epochs))
     cols[-1].metric("Seconds", f"{h.seconds:.2f}")
     if h.epochs:
-        ui.plot(viz.loss_curves(h.epochs, h.train_loss, h.val_loss), key="final_loss")
+        ui.plot(viz.loss_curves(h.epochs, h.train_loss, h.val_loss, theme=ui.theme()),
+                key="final_loss")
         ui.explain("Training loss (on the training rows) and validation loss (on rows held out "
                    "from training) after every epoch, on a log scale. Both falling together is "
                    "healthy; validation rising while training keeps falling is overfitting. "

@@ -265,6 +265,11 @@ def show_notice() -> None:
         getattr(st, kind)(text)
 
 
+def theme() -> str:
+    """The browser's Streamlit theme, "light" or "dark" (what every figure builder takes)."""
+    return st.context.theme.type or "light"
+
+
 def plot(fig: Any, key: str | None = None) -> None:
     st.plotly_chart(fig, width="stretch", key=key)
 
