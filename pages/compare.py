@@ -46,23 +46,7 @@ if st.button("Run comparison", type="primary", disabled=busy or not variants, ke
 
 
 def compare_progress() -> None:
-    j = s.compare
-    if j is None:
-        return
-    if not j.active:
-        if not j.collected:
-            st.rerun()
-        return
-    if j.queued:
-        st.info(ui.queue_text(j), icon=":material/hourglass_top:")
-        if st.button("Cancel", key="cmp_cancel"):
-            s.queue.cancel(j)
-            st.rerun()
-        return
-    p = j.progress()
-    st.progress(p.fraction, text=p.text or "starting...")
-    if st.button("Stop", key="cmp_stop"):
-        j.request_stop()
+    ui.job_progress(s.compare, "Comparing", "cmp")  # buttons cmp_cancel, cmp_stop as before
 
 
 if busy:

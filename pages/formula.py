@@ -66,11 +66,7 @@ if c3.button("Extract formula", type="primary", key="fx_extract", disabled=busy)
 
 def formula_progress() -> None:
     j = session.formula_jobs.get(run.id)
-    if j is None:
-        return
-    if not j.running:
-        if not j.collected:
-            st.rerun()
+    if ui.job_settled(j):
         return
     if j.queued:
         st.info(ui.queue_text(j), icon=":material/hourglass_top:")
@@ -87,9 +83,8 @@ elif fjob is not None and fjob.progress().status == "error":
 
 def show_formula(expr: sympy.Expr, lhs: str) -> None:
     """The formula in a box that scrolls sideways instead of running off the page."""
-    shown = expr.xreplace({f: sympy.Float(f, 6) for f in expr.atoms(sympy.Float)})
     st.markdown(f'<div style="overflow-x: auto; padding: 0.25rem 0">\n\n$$\n{lhs} = '
-                f"{to_latex(shown)}\n$$\n\n</div>", unsafe_allow_html=True)
+                f"{to_latex(expr, digits=6)}\n$$\n\n</div>", unsafe_allow_html=True)
     if expr.atoms(sympy.Float):
         st.caption("Constants shown to 6 significant digits; the exports below keep them all.")
 

@@ -56,9 +56,7 @@ st.subheader("Expert usage by " + group_name)
 by = interpret.routing_by_group({gate: s}, None, groups, group_name)
 if ds.kind == "image" and ds.task == "classification":
     images, classes = interpret.class_thumbnails(ds, "test")
-    share = by.pivot_table(index="group", columns="expert", values="mean_weight",
-                           observed=False).reindex(classes).to_numpy(dtype=float)
-    ui.plot(viz.class_thumbnails(images, classes, share, names, theme=theme), key="rt_thumbs")
+    ui.plot(viz.class_thumbnails(images, classes, by, names, theme=theme), key="rt_thumbs")
 else:
     ui.plot(viz.usage_by_group(by, group_name, expert_names=names, theme=theme), key="rt_group")
 ui.explain(f"The test samples are split by **{group_name}** (the true regime for the regimes "

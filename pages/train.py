@@ -111,11 +111,7 @@ if submitted and not s.busy:
 def live_progress() -> None:
     """Place in line or progress bar, live loss curves, and the Cancel / Stop button."""
     j = ui.job()
-    if j is None:
-        return
-    if not j.active:
-        if not j.collected:
-            st.rerun()
+    if ui.job_settled(j):
         return
     p = j.progress()
     if j.queued:

@@ -221,15 +221,23 @@ def queue_text(j: Job) -> str:
             f"{running} of {s.queue.capacity} slots busy.")
 
 
+def job_settled(j: Job | None) -> bool:
+    """True when a polling fragment has nothing live to draw: no job, or a finished one (then
+    one full rerun, so the page collects it, until it is collected)."""
+    if j is None:
+        return True
+    if not j.active:
+        if not j.collected:
+            st.rerun()
+        return True
+    return False
+
+
 def job_progress(j: Job | None, text: str, key: str) -> None:
     """A background job's place in line (with Cancel) or progress bar (with Stop); ``text`` says
     what it does, ``key`` names the buttons. A full rerun once it has finished and is not
     collected yet. Meant for ``st.fragment(run_every=...)``."""
-    if j is None:
-        return
-    if not j.active:
-        if not j.collected:
-            st.rerun()
+    if job_settled(j):
         return
     if j.queued:
         st.info(queue_text(j), icon=":material/hourglass_top:")
@@ -246,11 +254,7 @@ def job_progress(j: Job | None, text: str, key: str) -> None:
 def sidebar_job_status() -> None:
     """Training status in the sidebar on other pages; a full rerun when the job ends."""
     j = job()
-    if j is None:
-        return
-    if not j.active:
-        if not j.collected:
-            st.rerun()
+    if job_settled(j):
         return
     if j.queued:
         st.caption(f"{j.label}: {queue_text(j)}")

@@ -346,8 +346,7 @@ def shape_text(expr: sympy.Expr, placeholder: sympy.Symbol, label: str, digits: 
     coeff, rest = expr.as_coeff_Mul()
     if coeff.is_number and rest.free_symbols:
         expr = rest
-    expr = expr.xreplace({f: sympy.Float(f, digits) for f in expr.atoms(sympy.Float)})
-    text = str(expr.xreplace({placeholder: sympy.Symbol(label)}))
+    text = str(with_digits(expr, digits).xreplace({placeholder: sympy.Symbol(label)}))
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
@@ -384,8 +383,16 @@ def latex_name(name: str) -> str:
     return out or sympy.latex(sympy.Symbol(name))
 
 
-def to_latex(expr: sympy.Expr) -> str:
-    """LaTeX of the formula, multi-letter variable names upright."""
+def with_digits(expr: sympy.Expr, digits: int) -> sympy.Expr:
+    """expr with every float constant shown at ``digits`` significant digits."""
+    return expr.xreplace({f: sympy.Float(f, digits) for f in expr.atoms(sympy.Float)})
+
+
+def to_latex(expr: sympy.Expr, digits: int | None = None) -> str:
+    """LaTeX of the formula, multi-letter variable names upright; with ``digits``, float
+    constants at that many significant digits."""
+    if digits is not None:
+        expr = with_digits(expr, digits)
     names = {s: latex_name(s.name) for s in expr.free_symbols if isinstance(s, sympy.Symbol)}
     return sympy.latex(expr, symbol_names=names)
 

@@ -335,14 +335,18 @@ def _residual_block(P: Problem, target: Problem, groups: list[list[int]], b: int
     return solve(child, ctx)
 
 
-def _transformed_tol(S: Surrogate, P: Problem, forward) -> float:
-    """The error of forward(f) given the surrogate's error in f (first order)."""
-    f = P.t
+def _median_slope(f: np.ndarray, forward) -> float:
+    """Median |d forward / df| over the targets f (central differences; 1 when undefined)."""
     h = 1e-6 * (np.abs(f) + 1e-12)
     with np.errstate(all="ignore"):
         slope = np.abs((forward(f + h) - forward(f - h)) / (2 * h))
     slope = slope[np.isfinite(slope)]
-    return float(S.rmse_value * (np.median(slope) if len(slope) else 1.0))
+    return float(np.median(slope)) if len(slope) else 1.0
+
+
+def _transformed_tol(S: Surrogate, P: Problem, forward) -> float:
+    """The error of forward(f) given the surrogate's error in f (first order)."""
+    return float(S.rmse_value * _median_slope(P.t, forward))
 
 
 def _separable(d: int, pairs: list, strong: bool) -> list[list[int]]:
@@ -545,9 +549,4 @@ def _transformed(P: Problem, S: Surrogate, ctx: Context) -> list[Solution]:
 
 def _transformed_tol_data(P: Problem, forward) -> float:
     """P.tol carried through a transform of the targets (first order, median slope)."""
-    f = P.t
-    h = 1e-6 * (np.abs(f) + 1e-12)
-    with np.errstate(all="ignore"):
-        slope = np.abs((forward(f + h) - forward(f - h)) / (2 * h))
-    slope = slope[np.isfinite(slope)]
-    return float(P.tol * (np.median(slope) if len(slope) else 1.0))
+    return float(P.tol * _median_slope(P.t, forward))

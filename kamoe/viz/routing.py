@@ -220,15 +220,20 @@ def usage_over_epochs(record: pd.DataFrame, group_name: str = "group",
     return apply_theme(fig, theme)
 
 
-def class_thumbnails(images: np.ndarray, class_names: Sequence[str], shares: np.ndarray,
+def class_thumbnails(images: np.ndarray, class_names: Sequence[str],
+                     shares: np.ndarray | pd.DataFrame,
                      expert_names: Sequence[str] | None = None,
-                     title: str = "Expert shares per class", theme: str = "light") -> go.Figure:
+                     title: str = "Expert shares per class", theme: str = "light",
+                     value: str = "mean_weight") -> go.Figure:
     """One row per class: its mean image beside a bar of each expert's share.
 
     ``images`` (C, H, W) raw pixel values (``interpret.class_thumbnails``); ``shares`` (C, E)
-    e.g. the mean gate weight or selected share of each expert within the class.
+    e.g. the mean gate weight or selected share of each expert within the class, or the tidy
+    frame of ``interpret.routing_by_group`` (its ``value`` column, rows in class order).
     """
     p = palette(theme)
+    if isinstance(shares, pd.DataFrame):
+        shares = _pivot(shares, value)[0].reindex(list(class_names))
     images, shares = np.asarray(images, dtype=float), np.asarray(shares, dtype=float)
     C, E = shares.shape
     names = _names(E, expert_names)
