@@ -230,9 +230,51 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(json.dumps({"run_id": run.id, "name": run.name}) if args.json
               else f"imported run {run.id} ({run.name})")
         return 0
+    if action in ("prune", "extend-grid"):
+        return _derive(store, args)
     run_id = store.resolve(args.run)  # delete
     store.delete(run_id)
     print(json.dumps({"deleted": run_id}) if args.json else f"deleted run {run_id}")
+    return 0
+
+
+def _derive(store, args: argparse.Namespace) -> int:
+    """`runs prune` / `runs extend-grid`: a new stored run derived from a stored KAN (the
+    dashboard's Splines controls, through the same ``kamoe.derive`` functions)."""
+    from kamoe import derive
+
+    parent = store.get(args.run)
+    store.load_model(parent)
+    problem = derive.derive_problem(parent)
+    if problem:
+        raise derive.DeriveError(problem)
+    dataset = parent.request.load()
+    progress = _progress_printer(sys.stderr.isatty())
+    if args.action == "prune":
+        child = derive.prune_run(parent, dataset, args.edge_threshold, args.node_threshold,
+                                 retrain=args.retrain, callback=progress)
+    else:
+        child = derive.extend_grid_run(parent, dataset, args.grid, callback=progress)
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    store.save(child)
+    d = child.derivation
+    if args.json:
+        print(json.dumps({"run_id": child.id, "name": child.name, "parent": parent.id,
+                          "step": d["step"], "settings": d["settings"],
+                          "metrics_before": d["metrics_before"],
+                          "metrics_after": d["metrics_after"],
+                          "widths_before": d["widths_before"], "widths_after": d["widths_after"],
+                          "params_before": d["params_before"], "params_after": d["params_after"],
+                          "message": child.history.message}, default=str))
+        return 0
+    print(child.history.message or f"{d['step']} done")
+    before, after = d["metrics_before"] or {}, d["metrics_after"] or {}
+    for key in sorted(set(before) & set(after)):
+        print(f"test {key}: {before[key]:.6g} -> {after[key]:.6g}")
+    print(f"widths {d['widths_before']} -> {d['widths_after']}, parameters "
+          f"{d['params_before']} -> {d['params_after']}")
+    print(f"stored as run {child.id} (`kamoe runs show {child.id[:6]}`)")
     return 0
 
 
@@ -322,6 +364,25 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("-o", "--output", help="archive path (default kamoe-run-<id>.zip)")
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
         p.set_defaults(func=cmd_runs)
+    p = runs_sub.add_parser("prune", help="prune a stored KAN by importance (a new run)")
+    p.add_argument("run", help="run id (or a unique prefix of it) of a plain KAN")
+    p.add_argument("--edge-threshold", type=float,
+                   help="cut edges scoring below this (default: the dashboard's, "
+                        "kamoe.recipes.PRUNE_DEFAULTS)")
+    p.add_argument("--node-threshold", type=float,
+                   help="remove hidden nodes scoring below this (default: the dashboard's)")
+    p.add_argument("--retrain", action="store_true",
+                   help="train the pruned network again (cut edges kept at zero)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=cmd_runs)
+    p = runs_sub.add_parser("extend-grid",
+                            help="put a stored KAN on a finer grid and retrain (a new run)")
+    p.add_argument("run", help="run id (or a unique prefix of it) of a plain KAN")
+    p.add_argument("--grid", type=int, required=True,
+                   help="intervals of the new grid, more than the run's (a wrong value is "
+                        "answered with the choices)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("datasets", help="list available datasets")
     p.add_argument("--json", action="store_true")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -105,3 +106,39 @@ def test_formula_reads_the_kan_with_paths_kan_and_refuses_an_unknown_path(capsys
     assert main(["formula", "--dataset", "feynman:I.12.1", "--paths", "kan,magic"]) == 2
     err = capsys.readouterr().err
     assert "magic" in err and "choose from kan, monomial, index" in err
+
+
+def test_runs_prune_and_extend_grid_store_a_derived_run(capsys, tmp_path, monkeypatch):
+    """`kamoe runs prune` / `runs extend-grid` make a new stored run from a stored KAN (the
+    parent is kept), report the change, and refuse a bad setting or a non-KAN run with exit 2."""
+    from kamoe.store import RunStore
+
+    monkeypatch.setenv("KAMOE_HOME", str(tmp_path))
+    assert main(["train", "--dataset", "feynman:I.12.1", "--model", "kan", "--epochs", "15",
+                 "--json"]) == 0
+    parent = json.loads(capsys.readouterr().out)["run_id"]
+    assert main(["runs", "prune", parent[:6], "--edge-threshold", "0.2", "--json"]) == 0
+    pruned = json.loads(capsys.readouterr().out)
+    assert pruned["parent"] == parent and pruned["step"] == "prune"
+    assert pruned["params_after"] <= pruned["params_before"]
+    assert main(["runs", "extend-grid", parent, "--grid", "10", "--json"]) == 0
+    finer = json.loads(capsys.readouterr().out)
+    assert finer["settings"] == {"grid_before": 5, "grid_size": 10}
+    assert finer["params_after"] > finer["params_before"]
+    store = RunStore()
+    ids = {r.id for r in store.list()}
+    assert {parent, pruned["run_id"], finer["run_id"]} <= ids
+    assert store.get(finer["run_id"]).derivation["parent"] == parent
+
+    assert main(["train", "--dataset", "moons", "--model", "mlp", "--epochs", "2",
+                 "--json"]) == 0
+    mlp = json.loads(capsys.readouterr().out)["run_id"]
+    env = {"KAMOE_HOME": str(tmp_path)}
+    for args, words in ((("runs", "extend-grid", parent, "--grid", "4"), "more intervals"),
+                        (("runs", "prune", parent, "--edge-threshold", "-1"), ">= 0"),
+                        (("runs", "prune", mlp), "plain B-spline KAN")):
+        out = subprocess.run([sys.executable, "-m", "kamoe", *args], capture_output=True,
+                             text=True, timeout=300, env={**os.environ, **env})
+        assert out.returncode == 2, out.stderr
+        assert words in out.stderr and "Traceback" not in out.stderr
+    assert {r.id for r in store.list()} == ids | {mlp}  # nothing stored by the refusals

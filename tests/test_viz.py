@@ -391,3 +391,23 @@ def test_derivation_figure_draws_the_tree_of_a_kan_reading():
         assert names == {"edge read exactly", "edge: best fit, not exact", "combination"}
         bg = palette(theme).background
         assert all(contrast(tr.textfont.color, bg) >= 4.5 for tr in fig.data if tr.text)
+
+
+def test_specialisation_verdict_is_wrapped_not_cut():
+    """A long verdict is broken into lines of at most SUBTITLE_CHARS (plotly does not wrap a
+    subtitle) and every word of it is kept; the top margin grows with the lines."""
+    from kamoe.interpret.routing import Specialisation, specialisation_verdict
+    from kamoe.viz.routing import SUBTITLE_CHARS
+
+    verdict = specialisation_verdict(0.45, 0.99, np.log(3), "regime")
+    assert len(verdict) > SUBTITLE_CHARS
+    table = pd.DataFrame([[5, 0], [1, 6]], index=["lo", "hi"], columns=[0, 1])
+    spec = Specialisation("g", "regime", 12, 0.45, 0.99, np.log(3), np.array([0.5, 0.5]),
+                          table, verdict)
+    fig = viz.specialisation_figure(spec)
+    lines = fig.layout.title.subtitle.text.split("<br>")
+    assert len(lines) >= 2 and all(len(line) <= SUBTITLE_CHARS for line in lines)
+    assert " ".join(lines) == verdict
+    short = Specialisation("g", "regime", 12, 0.6, 0.3, np.log(2), np.array([0.5, 0.5]),
+                           table, "The experts split the regimes (NMI 0.60).")
+    assert fig.layout.margin.t > viz.specialisation_figure(short).layout.margin.t

@@ -8,6 +8,7 @@ steps, tokens). Every builder takes ``theme`` ("light" / "dark", see ``kamoe.viz
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -140,6 +141,9 @@ def usage_by_group(usage: pd.DataFrame, group_name: str = "group",
     return apply_theme(fig, theme)
 
 
+SUBTITLE_CHARS = 90  # a verdict line in the specialisation figure's subtitle
+
+
 def specialisation_figure(spec: Any, expert_names: Sequence[str] | None = None,
                           theme: str = "light") -> go.Figure:
     """Samples per (group, strongest expert) as a heat map, titled with the NMI and verdict.
@@ -159,12 +163,15 @@ def specialisation_figure(spec: Any, expert_names: Sequence[str] | None = None,
         colorbar={"title": {"text": f"share of the {spec.group_name}"}},
         hovertemplate=(f"{spec.group_name} %{{y}}<br>strongest: %{{x}}<br>%{{customdata:.0f}} "
                        "samples (%{z:.0%})<extra></extra>")))
+    # Plotly does not wrap a subtitle: break the verdict into lines that fit a page column.
+    verdict = textwrap.wrap(spec.verdict, SUBTITLE_CHARS)
+    top = 70 + 18 * len(verdict)
     fig.update_layout(
         title={"text": f"Which expert is strongest, per {spec.group_name}: NMI {spec.nmi:.2f}",
-               "subtitle": {"text": spec.verdict}},
+               "subtitle": {"text": "<br>".join(verdict)}},
         xaxis_title="strongest expert", yaxis={"autorange": "reversed",
                                                "title": spec.group_name},
-        height=max(300, 48 * len(groups) + 170), margin=dict(l=140, r=10, t=90, b=50))
+        height=max(300, 48 * len(groups) + 80 + top), margin=dict(l=140, r=10, t=top, b=50))
     return apply_theme(fig, theme)
 
 
