@@ -26,6 +26,8 @@ BENCHES = {
     "dashboard": ("kamoe.bench.dashboard", "dashboard timings in a real browser"),
     "ecosystem": ("kamoe.bench.ecosystem", "scikit-learn estimators, dispatch engine timings"),
     "gpu": ("kamoe.bench.gpu", "KANLinear forward+backward and a small training on CUDA"),
+    "routing": ("kamoe.bench.routing", "how far a KAMoE's experts split the regimes, and the "
+                "ceiling of gates trained with the labels"),
 }
 
 

@@ -389,6 +389,20 @@ def test_regimes_shapes_groups_and_seed():
     assert max(means) - min(means) > 1.0
 
 
+def test_regimes_stay_sets_how_long_regimes_last_and_rejects_a_non_probability():
+    def switches(stay):
+        ds = load("regimes", n=3000, seed=0, stay=stay)
+        return int(np.count_nonzero(np.diff(np.r_[ds.groups_train, ds.groups_test])))
+
+    # 2,976 labelled steps: about 2976 * (1 - stay) switches (89 at 0.97, 30 at 0.99).
+    assert switches(0.99) < 0.5 * switches(0.97)
+    assert 50 < switches(0.97) < 130 and 10 < switches(0.99) < 55
+    assert load("regimes", n=1000, seed=0, stay=0.99).meta["stay_probability"] == 0.99
+    for bad in (1.0, -0.1, float("nan"), "often"):
+        with pytest.raises(DataError, match="stay="):
+            load("regimes", n=1000, stay=bad)
+
+
 # --------------------------------------------------------------------------------------- crypto
 def test_lagged_median_has_no_look_ahead():
     rng = np.random.default_rng(0)  # arbitrary seed for a synthetic frame

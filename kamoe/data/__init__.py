@@ -140,7 +140,9 @@ _ENTRIES: dict[str, _Entry] = {
             "sequence", load_regimes,
             {"n": _Option("int", 4000, "series length"),
              "window": _Option("int", 24, "input window length T"),
-             "test_size": _TEST_SIZE[0.2]},
+             "test_size": _TEST_SIZE[0.2],
+             "stay": _Option("float", 0.97, "chance a step keeps the regime (0.97: regimes "
+                             "last ~33 steps, 0.99: ~100)")},
             example="regimes",
         ),
         _Entry(

@@ -80,19 +80,38 @@ def simulate_regimes(n: int, seed: int = 0, stay: float = 0.97) -> tuple[np.ndar
     return x[burn:], regimes[burn:]
 
 
+def _check_stay(stay: Any) -> float:
+    try:
+        value = float(stay)
+    except (TypeError, ValueError):
+        raise DataError(f"stay={stay!r} is not a number; pass a probability such as "
+                        "stay=0.97") from None
+    if not 0 <= value < 1:  # NaN fails too
+        raise DataError(f"stay={stay!r} must be a probability in [0, 1): the chance that a "
+                        "step keeps the regime of the step before (0.97: regimes last about "
+                        "33 steps; 0.99: about 100)")
+    return value
+
+
 def load_regimes(
-    *, seed: int = 0, n: int = 4000, window: int = 24, test_size: float = 0.2
+    *, seed: int = 0, n: int = 4000, window: int = 24, test_size: float = 0.2,
+    stay: float = 0.97,
 ) -> Dataset:
-    """Regime-switching synthetic series: `window` steps -> next value (true regime kept)."""
+    """Regime-switching synthetic series: `window` steps -> next value (true regime kept).
+
+    ``stay`` is the chance that a step keeps the previous step's regime (mean regime length
+    1 / (1 - stay) steps).
+    """
     window = _check_window(window)
     n = _check_window(n, "n")
     test_size = check_test_size(test_size)
+    stay = _check_stay(stay)
     if n - window < MIN_ROWS:
         raise DataError(
             f"n={n} with window={window} leaves {max(n - window, 0)} windows; at least "
             f"{MIN_ROWS} are needed, so use n >= window + {MIN_ROWS}."
         )
-    x, regimes = simulate_regimes(n, seed)
+    x, regimes = simulate_regimes(n, seed, stay)
     X = sliding_window_view(x[:-1], window)[:, :, None].copy()  # (n - window, window, 1)
     y = x[window:].reshape(-1, 1)
     groups = regimes[window:]
@@ -109,7 +128,7 @@ def load_regimes(
                     "noisy mean-reverting); predict the next value from the last "
                     f"{window} values.",
         meta={"regime_names": list(REGIME_NAMES), "window": window, "series_length": n,
-              "stay_probability": 0.97},
+              "stay_probability": stay},
     )
 
 

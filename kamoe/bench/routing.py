@@ -1,0 +1,212 @@
+"""`kamoe bench routing`: how far a KAMoE's experts split the regimes, and how far any gate could.
+
+Part ``mixture``: a kamoe-gru (or kamoe-lstm) trained on ``regimes`` the way ``kamoe train``
+does, with the dashboard's gate for this dataset (``kamoe.recipes.REGIMES_GATE``) and with the
+paper's gate (the registry's defaults), per seed: ``routing.nmi`` on the test split (the
+strongest expert at a window's last step against the regime of the value it predicts, as
+``kamoe train --json`` reports it), the routing entropy, the test R^2, epochs and seconds.
+
+Part ``ceiling``: the same gate networks trained *with the regime labels* (cross-entropy on the
+gate's softmax output, Adam, early stopping on the last 15 % of the training windows), then the
+NMI of their argmax on the test split. An unsupervised gate cannot be expected to beat the
+same network told the answer, so this bounds what any routing term can reach with that input:
+the per-step gate at the last step sees the last value only (``gate_input="last"``, which is
+what a per-step gate decides from at that step); the window gate sees all the window's values
+(``"flatten"``). A gradient-boosted tree classifier on the window's values and differences
+(scikit-learn's HistGradientBoostingClassifier) is the reference for a strong classifier.
+
+Seeds: seed S is the data seed and the training seed, as ``kamoe train --seed S``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+import numpy as np
+
+from kamoe.errors import UserError
+
+PARTS = ("mixture", "ceiling")
+MODELS = ("kamoe-gru", "kamoe-lstm")
+CEILING_GATES = {"per-step gate (last value)": "last", "window gate (all values)": "flatten"}
+TREES = "gradient-boosted trees (values + differences)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="kamoe-gru", choices=MODELS)
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help=f"comma-separated, of {', '.join(PARTS)} (default: both)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="at most this many epochs for every training (default: the "
+                             "recipe's for the mixtures, 200 for the label-trained gates)")
+    parser.add_argument("--data-option", action="append", metavar="KEY=VALUE",
+                        help="regimes option (repeatable), e.g. n=2000")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def _parts(text: str) -> list[str]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    bad = [p for p in parts if p not in PARTS]
+    if bad or not parts:
+        raise UserError(f"--parts takes {', '.join(PARTS)} (comma-separated); got {text!r}")
+    return parts
+
+
+def mixture_rows(model: str, seed: int, epochs: int | None, options: dict[str, Any]
+                 ) -> list[dict[str, Any]]:
+    """The dashboard's gate and the paper's gate trained on regimes with one seed."""
+    from kamoe import recipes
+    from kamoe.data import load
+    from kamoe.interpret import routing_report
+    from kamoe.models import build, default_config
+    from kamoe.train import fit
+
+    dataset = load("regimes", seed=seed, **options)
+    overrides = {} if epochs is None else {"epochs": epochs}
+    rows = []
+    for setting, config in (("dashboard gate", recipes.model_config(model, dataset)),
+                            ("paper gate", default_config(model))):
+        import torch
+
+        torch.manual_seed(seed)
+        net = build(model, dataset.X_train.shape[1:], dataset.y_train.shape[1], **config)
+        cfg = recipes.training_config(model, dataset, seed=seed, **overrides)
+        start = time.perf_counter()
+        history = fit(net, dataset, cfg)
+        report = routing_report(net, dataset, "test")
+        rows.append({"part": "mixture", "setting": setting, "seed": seed,
+                     "gate": {k: config[k] for k in ("gate_activation", "gate_loss")},
+                     "aux_weight": cfg.aux_weight if config["gate_loss"] != "none" else 0.0,
+                     "nmi": report["nmi"], "entropy": report["entropy"],
+                     "max_entropy": report["max_entropy"],
+                     "r2": float(history.metrics["r2"]), "epochs": len(history.epochs),
+                     "seconds": round(time.perf_counter() - start, 1)})
+    return rows
+
+
+def _label_trained_gate(dataset, gate_input: str, seed: int, epochs: int) -> np.ndarray:
+    """Test-split argmax of a KAMoE gate (the registry's GRKAN, softmax output) trained with
+    cross-entropy on the regime labels; early stopping on the last 15 % of the train windows."""
+    import torch
+
+    from kamoe.models import build
+    from kamoe.nn.moe import KAMoE
+
+    torch.manual_seed(seed)
+    net = build("kamoe-gru", dataset.X_train.shape[1:], 1, gate_activation="softmax",
+                gate_input=gate_input)
+    gate = next(m for m in net.modules() if isinstance(m, KAMoE))
+    params = [p for n, p in gate.named_parameters() if not n.startswith("experts.")]
+    X = torch.as_tensor(np.asarray(dataset.X_train), dtype=torch.float32)
+    g = torch.as_tensor(np.asarray(dataset.groups_train), dtype=torch.long)
+    n_fit = int(len(X) * 0.85)
+    opt = torch.optim.Adam(params, lr=3e-3)
+    gen = torch.Generator().manual_seed(seed)
+
+    def log_p(x: torch.Tensor) -> torch.Tensor:
+        return torch.log(gate.gate_weights(x * gate.input_weight).clamp_min(1e-12))
+
+    best, best_state, bad = np.inf, None, 0
+    for _ in range(epochs):
+        gate.train()
+        for idx in torch.randperm(n_fit, generator=gen).split(128):
+            loss = torch.nn.functional.nll_loss(log_p(X[idx]), g[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        gate.eval()
+        with torch.no_grad():
+            val = float(torch.nn.functional.nll_loss(log_p(X[n_fit:]), g[n_fit:]))
+        if val < best - 1e-4:
+            best, bad = val, 0
+            best_state = {k: v.clone() for k, v in gate.state_dict().items()}
+        else:
+            bad += 1
+            if bad >= 20:
+                break
+    gate.load_state_dict(best_state)
+    with torch.no_grad():
+        Xt = torch.as_tensor(np.asarray(dataset.X_test), dtype=torch.float32)
+        return log_p(Xt).argmax(-1).numpy()
+
+
+def ceiling_rows(seed: int, epochs: int | None, options: dict[str, Any]) -> list[dict[str, Any]]:
+    """NMI of regime classifiers trained with the labels (the bound for unsupervised gates)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from kamoe.data import load
+    from kamoe.interpret.routing import normalised_mutual_information
+
+    dataset = load("regimes", seed=seed, **options)
+    truth = np.asarray(dataset.groups_test)
+    rows = []
+    for setting, gate_input in CEILING_GATES.items():
+        start = time.perf_counter()
+        pred = _label_trained_gate(dataset, gate_input, seed, epochs or 200)
+        rows.append({"part": "ceiling", "setting": setting, "seed": seed,
+                     "nmi": round(normalised_mutual_information(pred, truth), 4),
+                     "accuracy": float(np.mean(pred == truth)),
+                     "seconds": round(time.perf_counter() - start, 1)})
+
+    def features(X: np.ndarray) -> np.ndarray:
+        values = np.asarray(X)[:, :, 0]
+        return np.column_stack([values, np.diff(values, axis=1)])
+
+    start = time.perf_counter()
+    trees = HistGradientBoostingClassifier(random_state=seed)
+    pred = trees.fit(features(dataset.X_train), dataset.groups_train).predict(
+        features(dataset.X_test))
+    rows.append({"part": "ceiling", "setting": TREES, "seed": seed,
+                 "nmi": round(normalised_mutual_information(pred, truth), 4),
+                 "accuracy": float(np.mean(pred == truth)),
+                 "seconds": round(time.perf_counter() - start, 1)})
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: one line per (part, setting) with the per-seed values and their mean."""
+    lines = []
+    for part, columns in (("mixture", ("nmi", "entropy", "r2")), ("ceiling", ("nmi", "accuracy"))):
+        chosen = [r for r in rows if r["part"] == part]
+        if not chosen:
+            continue
+        head = "trained on the task (no labels)" if part == "mixture" else \
+            "trained with the regime labels (the ceiling)"
+        lines += [f"{head}:", "", "| setting | " + " | ".join(
+            f"{c} per seed | {c} mean" for c in columns) + " |",
+            "|---|" + "---|---|" * len(columns)]
+        for setting in dict.fromkeys(r["setting"] for r in chosen):
+            mine = [r for r in chosen if r["setting"] == setting]
+            cells = []
+            for c in columns:
+                values = [float(r[c]) for r in mine]
+                cells += [" / ".join(f"{v:.3f}" for v in values), f"{np.mean(values):.3f}"]
+            lines.append(f"| {setting} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kamoe.cli import data_options
+
+    parts = _parts(args.parts)
+    if args.seeds < 1:
+        raise UserError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.epochs is not None and args.epochs < 1:
+        raise UserError(f"--epochs must be >= 1, got {args.epochs}")
+    options = data_options(args.data_option)
+    rows: list[dict[str, Any]] = []
+    for seed in range(args.seeds):
+        if "mixture" in parts:
+            rows += mixture_rows(args.model, seed, args.epochs, options)
+        if "ceiling" in parts:
+            rows += ceiling_rows(seed, args.epochs, options)
+    if args.json:
+        print(json.dumps({"model": args.model, "rows": rows}))
+    else:
+        print(table(rows))
+    return 0
