@@ -247,9 +247,6 @@ def _derive(store, args: argparse.Namespace) -> int:
 
     parent = store.get(args.run)
     store.load_model(parent)
-    problem = derive.derive_problem(parent)
-    if problem:
-        raise derive.DeriveError(problem)
     dataset = parent.request.load()
     progress = _progress_printer(sys.stderr.isatty())
     if args.action == "prune":
@@ -262,13 +259,11 @@ def _derive(store, args: argparse.Namespace) -> int:
     store.save(child)
     d = child.derivation
     if args.json:
+        keys = ("step", "settings", "metrics_before", "metrics_after", "widths_before",
+                "widths_after", "params_before", "params_after")
         print(json.dumps({"run_id": child.id, "name": child.name, "parent": parent.id,
-                          "step": d["step"], "settings": d["settings"],
-                          "metrics_before": d["metrics_before"],
-                          "metrics_after": d["metrics_after"],
-                          "widths_before": d["widths_before"], "widths_after": d["widths_after"],
-                          "params_before": d["params_before"], "params_after": d["params_after"],
-                          "message": child.history.message}, default=str))
+                          **{k: d[k] for k in keys}, "message": child.history.message},
+                         default=str))
         return 0
     print(child.history.message or f"{d['step']} done")
     before, after = d["metrics_before"] or {}, d["metrics_after"] or {}

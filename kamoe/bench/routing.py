@@ -59,6 +59,8 @@ def _parts(text: str) -> list[str]:
 def mixture_rows(model: str, seed: int, epochs: int | None, options: dict[str, Any]
                  ) -> list[dict[str, Any]]:
     """The dashboard's gate and the paper's gate trained on regimes with one seed."""
+    import torch
+
     from kamoe import recipes
     from kamoe.data import load
     from kamoe.interpret import routing_report
@@ -70,8 +72,6 @@ def mixture_rows(model: str, seed: int, epochs: int | None, options: dict[str, A
     rows = []
     for setting, config in (("dashboard gate", recipes.model_config(model, dataset)),
                             ("paper gate", default_config(model))):
-        import torch
-
         torch.manual_seed(seed)
         net = build(model, dataset.X_train.shape[1:], dataset.y_train.shape[1], **config)
         cfg = recipes.training_config(model, dataset, seed=seed, **overrides)
@@ -143,27 +143,28 @@ def ceiling_rows(seed: int, epochs: int | None, options: dict[str, Any]) -> list
 
     dataset = load("regimes", seed=seed, **options)
     truth = np.asarray(dataset.groups_test)
-    rows = []
-    for setting, gate_input in CEILING_GATES.items():
-        start = time.perf_counter()
-        pred = _label_trained_gate(dataset, gate_input, seed, epochs or 200)
-        rows.append({"part": "ceiling", "setting": setting, "seed": seed,
-                     "nmi": round(normalised_mutual_information(pred, truth), 4),
-                     "accuracy": float(np.mean(pred == truth)),
-                     "seconds": round(time.perf_counter() - start, 1)})
 
     def features(X: np.ndarray) -> np.ndarray:
         values = np.asarray(X)[:, :, 0]
         return np.column_stack([values, np.diff(values, axis=1)])
 
-    start = time.perf_counter()
-    trees = HistGradientBoostingClassifier(random_state=seed)
-    pred = trees.fit(features(dataset.X_train), dataset.groups_train).predict(
-        features(dataset.X_test))
-    rows.append({"part": "ceiling", "setting": TREES, "seed": seed,
-                 "nmi": round(normalised_mutual_information(pred, truth), 4),
-                 "accuracy": float(np.mean(pred == truth)),
-                 "seconds": round(time.perf_counter() - start, 1)})
+    def trees() -> np.ndarray:
+        model = HistGradientBoostingClassifier(random_state=seed)
+        return model.fit(features(dataset.X_train), dataset.groups_train).predict(
+            features(dataset.X_test))
+
+    classifiers = {setting: (lambda g=gate_input: _label_trained_gate(dataset, g, seed,
+                                                                      epochs or 200))
+                   for setting, gate_input in CEILING_GATES.items()}
+    classifiers[TREES] = trees
+    rows = []
+    for setting, classify in classifiers.items():
+        start = time.perf_counter()
+        pred = classify()
+        rows.append({"part": "ceiling", "setting": setting, "seed": seed,
+                     "nmi": round(normalised_mutual_information(pred, truth), 4),
+                     "accuracy": float(np.mean(pred == truth)),
+                     "seconds": round(time.perf_counter() - start, 1)})
     return rows
 
 

@@ -26,7 +26,13 @@ from kamoe.data.feynman import (
     parse_formula,
 )
 from kamoe.data.images import load_cifar10
-from kamoe.data.sequence import load_crypto, load_regimes, read_cdd_csv, rolling_normalise
+from kamoe.data.sequence import (
+    REGIMES_STAY,
+    load_crypto,
+    load_regimes,
+    read_cdd_csv,
+    rolling_normalise,
+)
 from kamoe.data.tabular import (
     load_california,
     load_csv,
@@ -141,8 +147,9 @@ _ENTRIES: dict[str, _Entry] = {
             {"n": _Option("int", 4000, "series length"),
              "window": _Option("int", 24, "input window length T"),
              "test_size": _TEST_SIZE[0.2],
-             "stay": _Option("float", 0.97, "chance a step keeps the regime (0.97: regimes "
-                             "last ~33 steps, 0.99: ~100)")},
+             "stay": _Option("float", REGIMES_STAY, "chance a step keeps the regime "
+                             f"({REGIMES_STAY}: regimes last ~{1 / (1 - REGIMES_STAY):.0f} "
+                             "steps, 0.99: ~100)")},
             example="regimes",
         ),
         _Entry(

@@ -30,6 +30,7 @@ from kamoe.data.csvtable import (
 from kamoe.data.dataset import Affine, DataError, Dataset
 
 REGIME_NAMES = ["persistent AR(1)", "oscillating AR(2)", "noisy mean-reverting"]
+REGIMES_STAY = 0.97  # default chance a step keeps its regime (mean regime length ~33 steps)
 MEDIAN_WINDOW = 24 * 14  # 336 hours: the KAMoE notebook's rolling-median normaliser
 _CDD_PATTERN = re.compile(r"^Binance_([A-Za-z0-9]+)USDT_1h\.csv$", re.IGNORECASE)
 
@@ -50,7 +51,8 @@ def _chrono_split(n: int, test_size: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 # -------------------------------------------------------------------------------------- regimes
-def simulate_regimes(n: int, seed: int = 0, stay: float = 0.97) -> tuple[np.ndarray, np.ndarray]:
+def simulate_regimes(n: int, seed: int = 0,
+                     stay: float = REGIMES_STAY) -> tuple[np.ndarray, np.ndarray]:
     """A univariate series of length n and its regime labels (0, 1, 2) from a sticky Markov chain.
 
     Regime 0: persistent AR(1) around 0 (phi 0.97, small noise); regime 1: oscillating AR(2)
@@ -85,17 +87,17 @@ def _check_stay(stay: Any) -> float:
         value = float(stay)
     except (TypeError, ValueError):
         raise DataError(f"stay={stay!r} is not a number; pass a probability such as "
-                        "stay=0.97") from None
+                        f"stay={REGIMES_STAY}") from None
     if not 0 <= value < 1:  # NaN fails too
         raise DataError(f"stay={stay!r} must be a probability in [0, 1): the chance that a "
-                        "step keeps the regime of the step before (0.97: regimes last about "
-                        "33 steps; 0.99: about 100)")
+                        f"step keeps the regime of the step before ({REGIMES_STAY}: regimes last "
+                        f"about {1 / (1 - REGIMES_STAY):.0f} steps; 0.99: about 100)")
     return value
 
 
 def load_regimes(
     *, seed: int = 0, n: int = 4000, window: int = 24, test_size: float = 0.2,
-    stay: float = 0.97,
+    stay: float = REGIMES_STAY,
 ) -> Dataset:
     """Regime-switching synthetic series: `window` steps -> next value (true regime kept).
 
