@@ -19,7 +19,7 @@ from kamoe.models import default_config as registry_config
 from kamoe.nn.fasterkan import NORMS
 from kamoe.nn.gates import GATES
 from kamoe.nn.kan import ACTIVATIONS
-from kamoe.nn.moe import KAMOE_GATE_ACTIVATIONS, ROUTINGS
+from kamoe.nn.moe import GATE_INPUTS, GATE_LOSSES, KAMOE_GATE_ACTIVATIONS, ROUTINGS
 from kamoe.train import TrainConfig, TrainingError
 
 DEFAULT_FEYNMAN_ID = "II.3.24"  # Pwr/(4 pi r^2): two inputs, a KAN [2, 5, 1] fits it in ~1 s
@@ -176,6 +176,8 @@ SETTING_CHOICES: dict[str, list[str]] = {
     "head": list(KAN_HEADS),
     "gate": list(GATES),
     "gate_activation": list(KAMOE_GATE_ACTIVATIONS),
+    "gate_input": list(GATE_INPUTS),
+    "gate_loss": list(GATE_LOSSES),
     "routing": list(ROUTINGS),
     "kan_norm": list(NORMS),
     "norm": list(NORMS),

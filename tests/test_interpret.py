@@ -486,6 +486,9 @@ def test_regimes_are_named_and_gates_read_as_words():
     assert list(groups.codes) == list(ds.groups_test)
     gru = build("kamoe-gru", (8, 1), 1)
     assert gate_names(gru) == {"net.0": "gate: GRKAN, sigmoid, 3 GRU experts"}
+    fed = build("kamoe-gru", (8, 1), 1, gate_activation="softmax", gate_input="recurrent")
+    assert gate_names(fed) == {
+        "net.0": "gate: GRKAN, softmax, reads a GRU over the steps so far, 3 GRU experts"}
     two = build("moe-mlp", (3,), 1, hidden=[4, 4], gate_activation="softmax", gate_top_k=1)
     assert list(gate_names(two).values()) == [
         "gate of layer 1: GRN, softmax, top-1, 3 MLP experts",

@@ -354,6 +354,31 @@ def test_sequence_gate_is_per_time_step_for_sequence_experts():
     assert last.gate_input == "last" and last.last_gate_weights.shape == (4, 3)
 
 
+def test_recurrent_gate_reads_the_steps_so_far():
+    torch.manual_seed(3)
+    layer = KAMoE(lambda: make_expert("gru", 2, 8), 3, (10, 2), 8, gate_input="recurrent",
+                  gate_activation="softmax").eval()
+    x = torch.randn(4, 10, 2)
+    assert layer(x).shape == (4, 10, 8)
+    early = layer.last_gate_weights.clone()
+    assert early.shape == (4, 10, 3)
+    later = x.clone()
+    later[:, 6:] += 5.0  # change only steps 7..10
+    layer(later)
+    # causal: the gate at steps 1..6 has not read the changed steps; from step 7 on it has
+    assert torch.allclose(layer.last_gate_weights[:, :6], early[:, :6], atol=1e-6)
+    assert not torch.allclose(layer.last_gate_weights[:, 6:], early[:, 6:], atol=1e-3)
+    # unlike a per-step gate, the weights at a step depend on the steps before it
+    per_step = layer.gate_weights(x * layer.input_weight)
+    shifted = x.clone()
+    shifted[:, 0] += 5.0
+    assert not torch.allclose(layer.gate_weights(shifted * layer.input_weight)[:, -1],
+                              per_step[:, -1], atol=1e-4)
+    last = KAMoE(lambda: make_expert("gru", 2, 8, return_sequences=False), 3, (10, 2), 8,
+                 gate_input="recurrent")
+    assert last(x).shape == (4, 8) and last.last_gate_weights.shape == (4, 3)
+
+
 def test_experts_are_independently_initialised():
     layer = KAMoE(lambda: make_expert("kan", 3, 4), 3, (3,), 4)
     w = [e.base_weight for e in layer.experts]

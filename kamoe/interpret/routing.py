@@ -172,6 +172,9 @@ Routing = GateWeights | RouterStats
 # to predict) belongs to the time right after its last step; the steps before may lie in
 # another regime (on ``regimes``, 1 - 0.97**23, about half of the 24-step windows, cross a
 # switch), so their mean mixes decisions made for other groups. "mean" averages every step.
+# How a gate's name says what it reads, where that is not simply each step's input.
+GATE_INPUT_NAMES = {"last": "reads the last step", "flatten": "reads the whole window",
+                    "recurrent": "reads a GRU over the steps so far"}
 GROUP_STEP = "last"
 STEPS = ("last", "mean")
 
@@ -221,6 +224,8 @@ def gate_names(model: nn.Module) -> dict[str, str]:
             extras = [f"top-{m.gate_top_k}"] if m.gate_top_k else []
             if m.gate_temperature != 1.0:
                 extras.append(f"T={m.gate_temperature:g}")
+            if m.gate_input in GATE_INPUT_NAMES:
+                extras.append(GATE_INPUT_NAMES[m.gate_input])
             names[path] = (f"{where}: {kind}, {m.gate_activation}"
                            + "".join(f", {x}" for x in extras)
                            + f", {m.n_experts} {_expert_kind(m)} experts")

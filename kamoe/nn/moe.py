@@ -83,6 +83,9 @@ def make_expert(kind: str, d_in: int, units: int, *, return_sequences: bool = Tr
 # ---------------------------------------------------------------------------- KAMoE
 
 GATE_LOSSES = ("none", "mutual_information")
+# What the gate of a sequence mixture reads: "auto" (the reference's rule), each step's input,
+# the last step's, the whole window flattened, or a GRU's state after each step.
+GATE_INPUTS = ("auto", "per_step", "last", "flatten", "recurrent")
 
 
 class KAMoE(nn.Module):
@@ -137,7 +140,10 @@ class KAMoE(nn.Module):
         d_feat = self.input_shape[-1]
         if self.gate_input == "flatten":
             d_feat = int(torch.tensor(self.input_shape).prod())
-        self.gate_dense = nn.Linear(d_feat, units)
+        # "recurrent": a GRU reads the steps so far, so the gate at step t decides from x~_1..t.
+        self.gate_rnn = nn.GRU(d_feat, units, batch_first=True) \
+            if self.gate_input == "recurrent" else None
+        self.gate_dense = nn.Linear(units if self.gate_rnn is not None else d_feat, units)
         # The gate returns logits; temperature, activation and top-k are applied here.
         self.gate = GATES[gate](units, n_experts, activation="none", dropout=dropout,
                                 **gate_kwargs)
@@ -145,9 +151,9 @@ class KAMoE(nn.Module):
 
     def _resolve_gate_input(self, mode: str, expert: nn.Module) -> str:
         """Reference rules: per step if the expert keeps the time axis, else last step/flatten."""
-        if mode not in ("auto", "per_step", "last", "flatten", "tabular"):
+        if mode not in GATE_INPUTS + ("tabular",):
             raise ModelError(
-                f"gate_input must be 'auto', 'per_step', 'last' or 'flatten', got {mode!r}"
+                f"gate_input must be one of {', '.join(map(repr, GATE_INPUTS))}, got {mode!r}"
             )
         if len(self.input_shape) == 1:
             return "tabular"
@@ -163,6 +169,10 @@ class KAMoE(nn.Module):
             h = x_tilde[:, -1, :]
         elif self.gate_input == "flatten":
             h = x_tilde.reshape(x_tilde.size(0), -1)
+        elif self.gate_input == "recurrent":
+            h, _ = self.gate_rnn(x_tilde)  # (B, T, units): step t has read steps 1..t
+            if not (isinstance(self.experts[0], RNNExpert) and self.experts[0].return_sequences):
+                h = h[:, -1, :]
         else:
             h = x_tilde
         z = self.gate(torch.relu(self.gate_dense(h))) / self.gate_temperature
