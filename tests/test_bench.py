@@ -428,18 +428,23 @@ def test_gpu_bench_says_it_needs_cuda_without_one(capsys, monkeypatch):
 def test_routing_bench_reports_mixtures_and_label_trained_ceilings(capsys):
     """`bench routing` on a short series: both gates' NMI for the mixture, and the ceiling of the
     gates trained with the regime labels, which must tell the regimes apart (far from chance)."""
-    assert main(["bench", "routing", "--seeds", "1", "--epochs", "3", "--json",
-                 "--data-option", "n=1500"]) == 0
+    assert main(["bench", "routing", "--seeds", "1", "--first-seed", "4", "--epochs", "3",
+                 "--json", "--data-option", "n=1500"]) == 0
     rows = json.loads(capsys.readouterr().out)["rows"]
     mixture = {r["setting"]: r for r in rows if r["part"] == "mixture"}
-    assert set(mixture) == {"dashboard gate", "paper gate"}
+    assert set(mixture) == {"dashboard gate", "dashboard gate read by a GRU", "paper gate"}
     assert mixture["dashboard gate"]["gate"]["gate_loss"] == "mutual_information"
-    assert mixture["paper gate"]["gate"] == {"gate_activation": "sigmoid", "gate_loss": "none"}
-    assert all(0 <= r["nmi"] <= 1 and r["epochs"] <= 3 for r in mixture.values())
+    assert mixture["dashboard gate read by a GRU"]["gate"]["gate_input"] == "recurrent"
+    assert mixture["paper gate"]["gate"] == {"gate_activation": "sigmoid", "gate_loss": "none",
+                                             "gate_input": "auto"}
+    assert all(0 <= r["nmi"] <= 1 and r["epochs"] <= 3 and r["seed"] == 4
+               for r in mixture.values())
     ceiling = {r["setting"]: r for r in rows if r["part"] == "ceiling"}
-    assert len(ceiling) == 3
+    assert len(ceiling) == 4
     # Trees on the window's values and differences: ~0.85 accuracy on the full series.
     assert ceiling["gradient-boosted trees (values + differences)"]["accuracy"] > 0.6
     assert ceiling["window gate (all values)"]["nmi"] > 0.1
     assert main(["bench", "routing", "--parts", "mixture,nope"]) == 2
     assert "--parts takes" in capsys.readouterr().err
+    assert main(["bench", "routing", "--first-seed", "-1"]) == 2
+    assert "--first-seed must be >= 0" in capsys.readouterr().err

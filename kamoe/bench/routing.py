@@ -1,10 +1,12 @@
 """`kamoe bench routing`: how far a KAMoE's experts split the regimes, and how far any gate could.
 
 Part ``mixture``: a kamoe-gru (or kamoe-lstm) trained on ``regimes`` the way ``kamoe train``
-does, with the dashboard's gate for this dataset (``kamoe.recipes.REGIMES_GATE``) and with the
-paper's gate (the registry's defaults), per seed: ``routing.nmi`` on the test split (the
-strongest expert at a window's last step against the regime of the value it predicts, as
-``kamoe train --json`` reports it), the routing entropy, the test R^2, epochs and seconds.
+does, with the dashboard's gate for this dataset (``kamoe.recipes.REGIMES_GATE``), with that
+gate reading a GRU run over the window instead of each step's input (``gate_input="recurrent"``)
+and with the paper's gate (the registry's defaults), per seed: ``routing.nmi`` on the test
+split (the strongest expert at a window's last step against the regime of the value it
+predicts, as ``kamoe train --json`` reports it), the routing entropy, the test R^2, epochs and
+seconds.
 
 Part ``ceiling``: the same gate networks trained *with the regime labels* (cross-entropy on the
 gate's softmax output, Adam, early stopping on the last 15 % of the training windows), then the
@@ -12,10 +14,12 @@ NMI of their argmax on the test split. An unsupervised gate cannot be expected t
 same network told the answer, so this bounds what any routing term can reach with that input:
 the per-step gate at the last step sees the last value only (``gate_input="last"``, which is
 what a per-step gate decides from at that step); the window gate sees all the window's values
-(``"flatten"``). A gradient-boosted tree classifier on the window's values and differences
+(``"flatten"``); the recurrent gate reads them in order through a GRU (``"recurrent"``, judged at
+the last step). A gradient-boosted tree classifier on the window's values and differences
 (scikit-learn's HistGradientBoostingClassifier) is the reference for a strong classifier.
 
-Seeds: seed S is the data seed and the training seed, as ``kamoe train --seed S``.
+Seeds: seed S is the data seed and the training seed, as ``kamoe train --seed S``; seeds run
+from ``--first-seed`` (so seeds kept aside while tuning can be measured on their own).
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ from kamoe.errors import UserError
 
 PARTS = ("mixture", "ceiling")
 MODELS = ("kamoe-gru", "kamoe-lstm")
-CEILING_GATES = {"per-step gate (last value)": "last", "window gate (all values)": "flatten"}
+CEILING_GATES = {"per-step gate (last value)": "last", "window gate (all values)": "flatten",
+                 "recurrent gate (GRU over the window)": "recurrent"}
+RECURRENT = "dashboard gate read by a GRU"  # the dashboard's gate with gate_input="recurrent"
 TREES = "gradient-boosted trees (values + differences)"
 
 
@@ -39,7 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="kamoe-gru", choices=MODELS)
     parser.add_argument("--parts", default=",".join(PARTS),
                         help=f"comma-separated, of {', '.join(PARTS)} (default: both)")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="how many seeds, from --first-seed on (default 3)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="the first seed (default 0; e.g. 3 for seeds kept aside)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="at most this many epochs for every training (default: the "
                              "recipe's for the mixtures, 200 for the label-trained gates)")
@@ -58,7 +67,8 @@ def _parts(text: str) -> list[str]:
 
 def mixture_rows(model: str, seed: int, epochs: int | None, options: dict[str, Any]
                  ) -> list[dict[str, Any]]:
-    """The dashboard's gate and the paper's gate trained on regimes with one seed."""
+    """The dashboard's gate, the same gate reading a GRU over the window (``RECURRENT``) and the
+    paper's gate, trained on regimes with one seed."""
     import torch
 
     from kamoe import recipes
@@ -70,8 +80,12 @@ def mixture_rows(model: str, seed: int, epochs: int | None, options: dict[str, A
     dataset = load("regimes", seed=seed, **options)
     overrides = {} if epochs is None else {"epochs": epochs}
     rows = []
-    for setting, config in (("dashboard gate", recipes.model_config(model, dataset)),
-                            ("paper gate", default_config(model))):
+    dashboard = recipes.model_config(model, dataset)
+    settings = {"dashboard gate": dashboard, RECURRENT: {**dashboard, "gate_input": "recurrent"},
+                "paper gate": default_config(model)}
+    if dashboard.get("gate_input") == "recurrent":
+        del settings[RECURRENT]  # the dashboard's gate already is this one
+    for setting, config in settings.items():
         torch.manual_seed(seed)
         net = build(model, dataset.X_train.shape[1:], dataset.y_train.shape[1], **config)
         cfg = recipes.training_config(model, dataset, seed=seed, **overrides)
@@ -79,7 +93,8 @@ def mixture_rows(model: str, seed: int, epochs: int | None, options: dict[str, A
         history = fit(net, dataset, cfg)
         report = routing_report(net, dataset, "test")
         rows.append({"part": "mixture", "setting": setting, "seed": seed,
-                     "gate": {k: config[k] for k in ("gate_activation", "gate_loss")},
+                     "gate": {k: config[k] for k in ("gate_activation", "gate_loss",
+                                                     "gate_input")},
                      "aux_weight": cfg.aux_weight if config["gate_loss"] != "none" else 0.0,
                      "nmi": report["nmi"], "entropy": report["entropy"],
                      "max_entropy": report["max_entropy"],
@@ -108,7 +123,10 @@ def _label_trained_gate(dataset, gate_input: str, seed: int, epochs: int) -> np.
     gen = torch.Generator().manual_seed(seed)
 
     def log_p(x: torch.Tensor) -> torch.Tensor:
-        return torch.log(gate.gate_weights(x * gate.input_weight).clamp_min(1e-12))
+        weights = gate.gate_weights(x * gate.input_weight)
+        if weights.dim() == 3:  # a recurrent gate decides at every step: the last is the window's
+            weights = weights[:, -1]
+        return torch.log(weights.clamp_min(1e-12))
 
     best, best_state, bad = np.inf, None, 0
     for _ in range(epochs):
@@ -197,11 +215,13 @@ def run(args: argparse.Namespace) -> int:
     parts = _parts(args.parts)
     if args.seeds < 1:
         raise UserError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.first_seed < 0:
+        raise UserError(f"--first-seed must be >= 0, got {args.first_seed}")
     if args.epochs is not None and args.epochs < 1:
         raise UserError(f"--epochs must be >= 1, got {args.epochs}")
     options = data_options(args.data_option)
     rows: list[dict[str, Any]] = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         if "mixture" in parts:
             rows += mixture_rows(args.model, seed, args.epochs, options)
         if "ceiling" in parts:
