@@ -120,10 +120,11 @@ def test_dask_without_address_starts_and_closes_its_own_cluster():
     others = {p.pid for p in me.children(recursive=True)}  # e.g. the module's cluster
     results = parallel.dispatch(math.sqrt, [1.0, 4.0, 9.0], backend="dask", jobs=1)
     first = next(results)
-    # the new cluster's worker process, running now (multiprocessing's resource tracker, which
-    # lives as long as this process, is not one)
+    # the new cluster's worker process, running now: a Python process like this one
+    # (multiprocessing's resource tracker, which lives as long as this process, is not one; nor
+    # is a process that a browser left by the end-to-end tests starts meanwhile)
     workers = [p for p in me.children(recursive=True) if p.pid not in others
-               and "resource_tracker" not in " ".join(p.cmdline())]
+               and p.name() == me.name() and "resource_tracker" not in " ".join(p.cmdline())]
     assert workers and sorted([first, *results]) == [(0, 1.0), (1, 2.0), (2, 3.0)]
     _, alive = psutil.wait_procs(workers, timeout=10)  # closed with the last result
     assert not alive, f"worker processes left behind: {alive}"
