@@ -122,7 +122,7 @@ def test_dask_without_address_starts_and_closes_its_own_cluster():
     first = next(results)
     # the new cluster's worker process, running now: a Python process like this one
     # (multiprocessing's resource tracker, which lives as long as this process, is not one; nor
-    # is a process that a browser left by the end-to-end tests starts meanwhile)
+    # is a helper that the session's browser, kept for the end-to-end tests, starts meanwhile)
     workers = [p for p in me.children(recursive=True) if p.pid not in others
                and p.name() == me.name() and "resource_tracker" not in " ".join(p.cmdline())]
     assert workers and sorted([first, *results]) == [(0, 1.0), (1, 2.0), (2, 3.0)]
