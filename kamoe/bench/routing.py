@@ -83,8 +83,6 @@ def mixture_rows(model: str, seed: int, epochs: int | None, options: dict[str, A
     dashboard = recipes.model_config(model, dataset)
     settings = {"dashboard gate": dashboard, RECURRENT: {**dashboard, "gate_input": "recurrent"},
                 "paper gate": default_config(model)}
-    if dashboard.get("gate_input") == "recurrent":
-        del settings[RECURRENT]  # the dashboard's gate already is this one
     for setting, config in settings.items():
         torch.manual_seed(seed)
         net = build(model, dataset.X_train.shape[1:], dataset.y_train.shape[1], **config)

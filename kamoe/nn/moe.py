@@ -136,7 +136,9 @@ class KAMoE(nn.Module):
         first = expert()
         self.experts = nn.ModuleList([first] + [_fresh_copy(first) for _ in range(n_experts - 1)])
         self.input_weight = nn.Parameter(torch.ones(1, *self.input_shape))  # paper eq. (1)
-        self.gate_input = self._resolve_gate_input(gate_input, first)
+        # Experts that keep the time axis are weighted per step (the reference's rule).
+        self.sequence_experts = isinstance(first, RNNExpert) and first.return_sequences
+        self.gate_input = self._resolve_gate_input(gate_input)
         d_feat = self.input_shape[-1]
         if self.gate_input == "flatten":
             d_feat = int(torch.tensor(self.input_shape).prod())
@@ -149,7 +151,7 @@ class KAMoE(nn.Module):
                                 **gate_kwargs)
         self.last_gate_weights: torch.Tensor | None = None
 
-    def _resolve_gate_input(self, mode: str, expert: nn.Module) -> str:
+    def _resolve_gate_input(self, mode: str) -> str:
         """Reference rules: per step if the expert keeps the time axis, else last step/flatten."""
         if mode not in GATE_INPUTS + ("tabular",):
             raise ModelError(
@@ -159,8 +161,8 @@ class KAMoE(nn.Module):
             return "tabular"
         if mode != "auto":
             return mode
-        if isinstance(expert, RNNExpert):
-            return "per_step" if expert.return_sequences else "last"
+        if isinstance(self.experts[0], RNNExpert):
+            return "per_step" if self.sequence_experts else "last"
         return "flatten"
 
     def gate_weights(self, x_tilde: torch.Tensor) -> torch.Tensor:
@@ -171,7 +173,7 @@ class KAMoE(nn.Module):
             h = x_tilde.reshape(x_tilde.size(0), -1)
         elif self.gate_input == "recurrent":
             h, _ = self.gate_rnn(x_tilde)  # (B, T, units): step t has read steps 1..t
-            if not (isinstance(self.experts[0], RNNExpert) and self.experts[0].return_sequences):
+            if not self.sequence_experts:
                 h = h[:, -1, :]
         else:
             h = x_tilde
