@@ -23,7 +23,8 @@ _KAN_LAYER = {"grid_size": 5, "spline_order": 3, "grid_range": [-1.0, 1.0],
               "base_activation": "silu", "spline_scaler": True}
 # The gate options after "dropout" go beyond the paper; their defaults keep its gate.
 _MOE = {"n_experts": 3, "gate_activation": "sigmoid", "dropout": 0.0, "gate_input": "auto",
-        "gate_temperature": 1.0, "gate_top_k": 0, "gate_loss": "none"}
+        "gate_temperature": 1.0, "gate_top_k": 0, "gate_loss": "none", "gate_units": None,
+        "mixture_loss": "mse"}
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "mlp": {"hidden": [32, 32], "activation": "relu"},
@@ -43,6 +44,8 @@ for _base in ("mlp", "kan", "gru", "lstm"):
         _d = {**DEFAULTS[_base], **_MOE, "gate": _gate}
         if _base == "kan":
             _d["head"] = "linear"
+        if _base not in ("gru", "lstm"):  # their mixtures are hidden layers: the task's loss
+            del _d["mixture_loss"]
         if _gate == "grkan":
             _d.update({"gate_grid_size": 3, "gate_second_activation": "relu"})
         DEFAULTS[f"{_prefix}-{_base}"] = _d
@@ -119,6 +122,14 @@ class Model(nn.Module):
             elif isinstance(m, KAMoE) and m.gate_loss != "none":
                 total = total + m.aux_loss
         return total
+
+    def task_loss(self, y: torch.Tensor) -> torch.Tensor | None:
+        """The data loss of the last forward when a mixture defines its own (the negative
+        log-likelihood of a KAMoE with mixture_loss="likelihood"); None: the task's usual loss."""
+        for m in self.modules():
+            if isinstance(m, KAMoE) and m.mixture_loss == "likelihood":
+                return m.negative_log_likelihood(y)
+        return None
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
@@ -207,7 +218,8 @@ def _moe_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
           "gate_activation": cfg["gate_activation"], "dropout": float(cfg["dropout"]),
           "gate_input": cfg.get("gate_input", "auto"),
           "gate_temperature": cfg.get("gate_temperature", 1.0),
-          "gate_top_k": cfg.get("gate_top_k", 0), "gate_loss": cfg.get("gate_loss", "none")}
+          "gate_top_k": cfg.get("gate_top_k", 0), "gate_loss": cfg.get("gate_loss", "none"),
+          "gate_units": cfg.get("gate_units"), "mixture_loss": cfg.get("mixture_loss", "mse")}
     if cfg["gate"] == "grkan":
         kw["grid_size"] = _positive_int("gate_grid_size", cfg.get("gate_grid_size", 3))
         kw["second_activation"] = cfg.get("gate_second_activation", "relu")
@@ -280,16 +292,25 @@ def _build_rnn(name, input_shape, output_dim, cfg):
     units = _positive_int("units", cfg["units"])
     n_layers = _positive_int("layers", cfg["layers"])
     steps, d = input_shape
+    likelihood = name != cell and cfg.get("mixture_loss", "mse") == "likelihood"
+    if likelihood and n_layers != 1:
+        raise ModelError(f"mixture_loss='likelihood' needs layers=1 (its experts predict the "
+                         f"target themselves, so no layer may follow them); got "
+                         f"layers={n_layers}")
     layers: list[nn.Module] = []
     for i in range(n_layers):
         seq = i < n_layers - 1
         d_in = d if i == 0 else units
         if i == 0 and name != cell:  # the reference wraps the first recurrent layer
+            kw = _moe_kwargs(cfg)
+            if likelihood:
+                kw["output_dim"] = output_dim
             layers.append(KAMoE(lambda d_in=d_in, seq=seq: RNNExpert(cell, d_in, units, seq),
-                                input_shape=input_shape, units=units, **_moe_kwargs(cfg)))
+                                input_shape=input_shape, units=units, **kw))
         else:
             layers.append(RNNExpert(cell, d_in, units, return_sequences=seq))
-    layers.append(nn.Linear(units, output_dim))
+    if not likelihood:  # with "likelihood" each expert has its own output head
+        layers.append(nn.Linear(units, output_dim))
     return nn.Sequential(*layers), False
 
 

@@ -407,6 +407,13 @@ class _Loop:
         self.layers = spline_layers(model)
         self.recorder = _InputRecorder(self.layers) if cfg.sparsity > 0 and self.layers else None
         self.aux = getattr(model, "auxiliary_loss", None)
+        self.task_loss = getattr(model, "task_loss", None)  # a mixture's own data loss
+        if data.classification and any(getattr(m, "mixture_loss", "mse") == "likelihood"
+                                       for m in model.modules()):
+            raise TrainingError("mixture_loss='likelihood' is a Gaussian likelihood for "
+                                "regression targets; for a classification task use "
+                                "mixture_loss='mse' (the mixture is then trained by "
+                                "cross-entropy)")
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.grid_sample = data.Xtr[torch.randperm(n, generator=self.gen)[:2000]
                                     .to(data.Xtr.device)]
@@ -415,8 +422,11 @@ class _Loop:
         self.start = time.perf_counter()
 
     def objective(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        """Data loss plus the KAN sparsity penalty and the mixtures' auxiliary losses."""
-        loss = self.data.loss_fn(self.model(xb), yb)
+        """Data loss (the task's, or a mixture's own likelihood) plus the KAN sparsity penalty
+        and the mixtures' auxiliary losses."""
+        out = self.model(xb)
+        own = self.task_loss(yb) if self.task_loss is not None else None
+        loss = self.data.loss_fn(out, yb) if own is None else own
         if self.recorder is not None:
             loss = loss + self.cfg.sparsity * self.recorder.penalty(self.cfg.entropy_weight)
         if self.aux is not None and self.cfg.aux_weight:
@@ -548,8 +558,15 @@ def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
 def _validate(model: nn.Module, data: _Data) -> tuple[float, dict[str, float]]:
     model.eval()
     Xva, yva = data.Xva, data.yva
-    out = torch.cat([model(Xva[i:i + 4096]) for i in range(0, len(Xva), 4096)])
-    loss = float(data.loss_fn(out, yva))
+    task_loss = getattr(model, "task_loss", None)
+    outs, own = [], 0.0
+    for i in range(0, len(Xva), 4096):
+        outs.append(model(Xva[i:i + 4096]))
+        chunk = task_loss(yva[i:i + 4096]) if task_loss is not None else None
+        own = None if chunk is None else own + float(chunk) * len(outs[-1])
+    out = torch.cat(outs)
+    # the training objective's data part: the task's loss, or a mixture's own likelihood
+    loss = float(data.loss_fn(out, yva)) if own is None else own / len(Xva)
     out, yva = out.cpu().numpy(), yva.cpu().numpy()
     if data.classification:
         return loss, classification_metrics(yva, out)

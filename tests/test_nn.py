@@ -8,6 +8,7 @@ import os
 import pytest
 import torch
 
+from kamoe.errors import ModelError
 from kamoe.models import build, default_config, find_gates, find_kan_layers, model_names
 from kamoe.nn import GRKAN, GRN, KAN, FasterKANLinear, KAMoE, KANLinear, MLPKANMoE
 from kamoe.nn.kan import native_available, torch_path
@@ -377,6 +378,65 @@ def test_recurrent_gate_reads_the_steps_so_far():
     last = KAMoE(lambda: make_expert("gru", 2, 8, return_sequences=False), 3, (10, 2), 8,
                  gate_input="recurrent")
     assert last(x).shape == (4, 8) and last.last_gate_weights.shape == (4, 3)
+
+
+def _likelihood_layer(output_dim: int = 1) -> KAMoE:
+    return KAMoE(lambda: make_expert("gru", 1, 2, return_sequences=False), 2, (6, 1), 2,
+                 gate_input="recurrent", gate_units=8, gate_activation="softmax",
+                 mixture_loss="likelihood", output_dim=output_dim)
+
+
+def test_likelihood_mixture_is_the_log_of_a_gaussian_mixture_of_the_experts_predictions():
+    torch.manual_seed(5)
+    layer = _likelihood_layer(output_dim=2)
+    assert layer.gate_rnn.hidden_size == 8 and layer.gate_dense.out_features == 8
+    x, y = torch.randn(7, 6, 1), torch.randn(7, 2)
+    out = layer(x)
+    alpha = layer.last_gate_weights
+    preds = torch.stack([h(f(x * layer.input_weight)) for f, h in
+                         zip(layer.experts, layer.heads, strict=True)], -1)  # (7, 2, E)
+    assert out.shape == (7, 2) and torch.allclose(out, (preds * alpha[:, None]).sum(-1))
+    sigma = layer.log_scale.exp()  # (targets, experts)
+    density = torch.exp(-0.5 * ((y[..., None] - preds) / sigma) ** 2) / (
+        sigma * math.sqrt(2 * math.pi))
+    expected = -torch.log((alpha * density.prod(1)).sum(-1)).mean()
+    assert torch.allclose(layer.negative_log_likelihood(y), expected, atol=1e-5)
+
+
+def test_likelihood_mixture_credits_the_expert_that_explains_a_row():
+    """Under the mixture's likelihood an expert far from a row that another expert explains
+    gets (almost) no pull from it; under the squared error of the mixed output it does."""
+    torch.manual_seed(6)
+    layer = _likelihood_layer()
+    with torch.no_grad():
+        for head, bias in zip(layer.heads, (1.0, -1.0), strict=True):
+            head.weight.zero_()
+            head.bias.fill_(bias)
+    x, y = torch.randn(16, 6, 1), torch.ones(16, 1)  # expert 0 predicts every row exactly
+    layer(x)
+    layer.negative_log_likelihood(y).backward()
+    far = layer.heads[1].bias.grad.abs().item()
+    layer.zero_grad()
+    ((layer(x) - y) ** 2).mean().backward()
+    assert far < 1e-4 < layer.heads[1].bias.grad.abs().item()
+
+
+def test_likelihood_mixture_needs_experts_that_predict_the_target():
+    with pytest.raises(ModelError, match="layers=1"):  # sequence experts feed another layer
+        KAMoE(lambda: make_expert("gru", 1, 2), 2, (6, 1), 2, mixture_loss="likelihood",
+              output_dim=1)
+    with pytest.raises(ModelError, match="layers=1"):
+        build("kamoe-gru", (6, 1), 1, mixture_loss="likelihood")  # 2 layers by default
+    with pytest.raises(ModelError, match=r"unknown setting\(s\) \['mixture_loss'\]"):
+        build("kamoe-mlp", (4,), 1, mixture_loss="likelihood")  # its mixtures are hidden layers
+    with pytest.raises(ModelError, match="mixture_loss must be one of mse, likelihood"):
+        build("kamoe-gru", (6, 1), 1, mixture_loss="nll")
+    with pytest.raises(ModelError, match="gate_units must be a whole number >= 1"):
+        build("kamoe-gru", (6, 1), 1, gate_units=0)
+    net = build("kamoe-gru", (6, 1), 1, layers=1, mixture_loss="likelihood")
+    assert net(torch.randn(3, 6, 1)).shape == (3, 1)
+    assert net.task_loss(torch.zeros(3, 1)).dim() == 0
+    assert build("kamoe-gru", (6, 1), 1).task_loss(torch.zeros(3, 1)) is None
 
 
 def test_experts_are_independently_initialised():

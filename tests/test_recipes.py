@@ -28,8 +28,10 @@ def test_setting_choices_come_from_the_modules_and_every_choice_builds():
             continue
         name = next(n for n in model_names() if key in DEFAULTS[n] and "transformer" not in n)
         shape = (6, 2) if name.endswith(("gru", "lstm")) else (4,)
+        # the experts of a likelihood mixture predict the target: one recurrent layer
+        extra = {"layers": 1} if key == "mixture_loss" else {}
         for choice in choices:
-            build(name, shape, 1, **{key: choice})  # raises ModelError if a choice is invalid
+            build(name, shape, 1, **{key: choice}, **extra)  # ModelError if a choice is invalid
     for tokenizer, shape in (("auto", (4,)), ("tabular", (4,)), ("sequence", (6, 2)),
                              ("image", (4, 4))):
         assert tokenizer in recipes.SETTING_CHOICES["tokenizer"]

@@ -173,6 +173,8 @@ Routing = GateWeights | RouterStats
 # another regime (on ``regimes``, 1 - 0.97**23, about half of the 24-step windows, cross a
 # switch), so their mean mixes decisions made for other groups. "mean" averages every step.
 # How a gate's name says what it reads, where that is not simply each step's input.
+# What a gate's name adds for the way its mixture is trained (nothing for the paper's).
+MIXTURE_LOSS_NAMES = {"likelihood": " competing by likelihood"}
 GATE_INPUT_NAMES = {"last": "reads the last step", "flatten": "reads the whole window",
                     "recurrent": "reads a GRU over the steps so far"}
 GROUP_STEP = "last"
@@ -228,7 +230,8 @@ def gate_names(model: nn.Module) -> dict[str, str]:
                 extras.append(GATE_INPUT_NAMES[m.gate_input])
             names[path] = (f"{where}: {kind}, {m.gate_activation}"
                            + "".join(f", {x}" for x in extras)
-                           + f", {m.n_experts} {_expert_kind(m)} experts")
+                           + f", {m.n_experts} {_expert_kind(m)} experts"
+                           + (MIXTURE_LOSS_NAMES.get(m.mixture_loss, "")))
         else:
             parts = path.split(".")
             block = next((int(parts[i + 1]) for i, v in enumerate(parts[:-1])

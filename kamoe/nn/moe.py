@@ -13,7 +13,13 @@ Transformer's top-1: rescaling a single kept weight to 1 would leave the gate no
 mean_rows H(p_row) - H(mean_rows p) on the normalised weights p = alpha / sum_e alpha, i.e.
 minus the mutual information between rows and experts: minimising it makes each row's choice
 decisive while keeping every expert in use (the training loop adds it, times
-``TrainConfig.aux_weight``, through ``Model.auxiliary_loss``).
+``TrainConfig.aux_weight``, through ``Model.auxiliary_loss``);
+``gate_units`` sets the gate's width (default: the experts' ``units``);
+``mixture_loss="likelihood"`` gives each expert its own output head and noise scale and trains
+the mixture by its negative log-likelihood, -log sum_e alpha_e N(y; yhat_e, sigma_e^2) (the
+competitive mixture of Jacobs et al. 1991): the expert that predicts a row best takes the
+credit for it, so experts gain by specialising, where the squared error of the mixed output
+rewards no split (the training loop uses it through ``Model.task_loss``).
 
 MLP-KAN: N experts, half MLPs (GELU) and half FasterKANs, routed per token either top-k
 (linear router, softmax, keep k, renormalise: the paper's code) or with Soft-MoE slots (the
@@ -23,6 +29,7 @@ paper's text).
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 
 import torch
@@ -86,6 +93,10 @@ GATE_LOSSES = ("none", "mutual_information")
 # What the gate of a sequence mixture reads: "auto" (the reference's rule), each step's input,
 # the last step's, the whole window flattened, or a GRU's state after each step.
 GATE_INPUTS = ("auto", "per_step", "last", "flatten", "recurrent")
+# How a mixture is trained: the squared error of its mixed output (the paper's), or the
+# likelihood of a mixture whose experts each predict the target with their own noise scale.
+MIXTURE_LOSSES = ("mse", "likelihood")
+INITIAL_LOG_SCALE = -1.0  # log of each expert's starting noise scale (targets are standardised)
 
 
 class KAMoE(nn.Module):
@@ -104,6 +115,9 @@ class KAMoE(nn.Module):
         gate_temperature: float = 1.0,
         gate_top_k: int = 0,
         gate_loss: str = "none",
+        gate_units: int | None = None,
+        mixture_loss: str = "mse",
+        output_dim: int | None = None,
         **gate_kwargs,
     ) -> None:
         super().__init__()
@@ -123,6 +137,16 @@ class KAMoE(nn.Module):
         if gate_loss not in GATE_LOSSES:
             raise ModelError(f"gate_loss must be one of {', '.join(GATE_LOSSES)}, got "
                              f"{gate_loss!r}")
+        if mixture_loss not in MIXTURE_LOSSES:
+            raise ModelError(f"mixture_loss must be one of {', '.join(MIXTURE_LOSSES)}, got "
+                             f"{mixture_loss!r}")
+        if gate_units is None:
+            gate_units = units
+        if isinstance(gate_units, bool) or not isinstance(gate_units, int) or gate_units < 1:
+            raise ModelError(f"gate_units must be a whole number >= 1 (or None: the experts' "
+                             f"width), got {gate_units!r}")
+        self.gate_units = gate_units
+        self.mixture_loss = mixture_loss
         self.gate_temperature = float(gate_temperature)
         self.gate_top_k = gate_top_k
         self.gate_loss = gate_loss
@@ -138,16 +162,28 @@ class KAMoE(nn.Module):
         self.input_weight = nn.Parameter(torch.ones(1, *self.input_shape))  # paper eq. (1)
         # Experts that keep the time axis are weighted per step (the reference's rule).
         self.sequence_experts = isinstance(first, RNNExpert) and first.return_sequences
+        # "likelihood": each expert predicts the target itself, with its own noise scale.
+        self.heads: nn.ModuleList | None = None
+        self.log_scale: nn.Parameter | None = None
+        if mixture_loss == "likelihood":
+            if output_dim is None or self.sequence_experts:
+                raise ModelError("mixture_loss='likelihood' needs experts that return one "
+                                 "vector per row and the number of targets (output_dim); for "
+                                 "a recurrent mixture use layers=1")
+            self.heads = nn.ModuleList([nn.Linear(units, output_dim) for _ in range(n_experts)])
+            self.log_scale = nn.Parameter(torch.full((output_dim, n_experts), INITIAL_LOG_SCALE))
+        self._for_loss: tuple[torch.Tensor, torch.Tensor] | None = None
         self.gate_input = self._resolve_gate_input(gate_input)
         d_feat = self.input_shape[-1]
         if self.gate_input == "flatten":
             d_feat = int(torch.tensor(self.input_shape).prod())
         # "recurrent": a GRU reads the steps so far, so the gate at step t decides from x~_1..t.
-        self.gate_rnn = nn.GRU(d_feat, units, batch_first=True) \
+        self.gate_rnn = nn.GRU(d_feat, gate_units, batch_first=True) \
             if self.gate_input == "recurrent" else None
-        self.gate_dense = nn.Linear(units if self.gate_rnn is not None else d_feat, units)
+        self.gate_dense = nn.Linear(gate_units if self.gate_rnn is not None else d_feat,
+                                    gate_units)
         # The gate returns logits; temperature, activation and top-k are applied here.
-        self.gate = GATES[gate](units, n_experts, activation="none", dropout=dropout,
+        self.gate = GATES[gate](gate_units, n_experts, activation="none", dropout=dropout,
                                 **gate_kwargs)
         self.last_gate_weights: torch.Tensor | None = None
 
@@ -186,14 +222,34 @@ class KAMoE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_tilde = x * self.input_weight
-        outputs = torch.stack([f(x_tilde) for f in self.experts], dim=-1)  # (..., units, E)
+        if self.heads is None:
+            outputs = torch.stack([f(x_tilde) for f in self.experts], dim=-1)  # (..., units, E)
+        else:  # each expert's own prediction of the targets: (B, n_targets, E)
+            outputs = torch.stack([h(f(x_tilde)) for f, h in
+                                   zip(self.experts, self.heads, strict=True)], -1)
         alpha = self.gate_weights(x_tilde)
         self.last_gate_weights = alpha.detach()
         if self.gate_loss == "mutual_information" and self.training:
             self.aux_loss = routing_information_loss(alpha)
+        self._for_loss = (outputs, alpha) if self.heads is not None else None
         while alpha.dim() < outputs.dim():  # broadcast over the unit axis
             alpha = alpha.unsqueeze(-2)
         return (outputs * alpha).sum(-1)
+
+
+    def negative_log_likelihood(self, y: torch.Tensor) -> torch.Tensor:
+        """-mean_rows log sum_e alpha_e N(y; yhat_e, sigma_e^2) of the last forward (targets
+        summed), for mixture_loss="likelihood"; alpha is normalised to sum to 1 per row."""
+        if self._for_loss is None:
+            raise ModelError("negative_log_likelihood needs mixture_loss='likelihood' and a "
+                             "forward pass first")
+        outputs, alpha = self._for_loss
+        p = alpha.clamp_min(0)
+        p = p / p.sum(-1, keepdim=True).clamp_min(1e-12)
+        log_s = self.log_scale  # (n_targets, E)
+        z = (y.unsqueeze(-1) - outputs) / torch.exp(log_s)
+        log_n = (-0.5 * z ** 2 - log_s - 0.5 * math.log(2 * math.pi)).sum(-2)  # (B, E)
+        return -torch.logsumexp(torch.log(p.clamp_min(1e-12)) + log_n, -1).mean()
 
 
 def routing_information_loss(alpha: torch.Tensor) -> torch.Tensor:
