@@ -134,7 +134,7 @@ def test_the_regimes_gate_default_applies_to_kamoe_recurrent_models_on_regimes_o
     other_series = replace(regimes, name="crypto")  # the same shapes under another name
     for name in ("kamoe-gru", "kamoe-lstm"):
         conf = recipes.model_config(name, regimes)
-        assert {k: conf[k] for k in recipes.REGIMES_GATE} == recipes.REGIMES_GATE
+        assert {k: conf[k] for k in recipes.REGIMES_MIXTURE} == recipes.REGIMES_MIXTURE
         assert training_config(name, regimes).aux_weight == recipes.REGIMES_AUX_WEIGHT
         # elsewhere the registry's (the paper's) gate and no routing term
         assert recipes.model_config(name, other_series) == registry_config(name)

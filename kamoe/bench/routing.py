@@ -1,9 +1,11 @@
 """`kamoe bench routing`: how far a KAMoE's experts split the regimes, and how far any gate could.
 
 Part ``mixture``: a kamoe-gru (or kamoe-lstm) trained on ``regimes`` the way ``kamoe train``
-does, with the dashboard's gate for this dataset (``kamoe.recipes.REGIMES_GATE``), with that
-gate reading a GRU run over the window instead of each step's input (``gate_input="recurrent"``)
-and with the paper's gate (the registry's defaults), per seed: ``routing.nmi`` on the test
+does, with the dashboard's mixture for this dataset (``kamoe.recipes.REGIMES_MIXTURE``: small
+experts trained by the mixture's likelihood, a gate that reads a GRU over the window), with the
+previous dashboard gate (``SQUARED_ERROR``: the registry's experts and squared error, a softmax
+gate with the mutual-information term, per step) and with the paper's gate (the registry's
+defaults), per seed: ``routing.nmi`` on the test
 split (the strongest expert at a window's last step against the regime of the value it
 predicts, as ``kamoe train --json`` reports it), the routing entropy, the test R^2, epochs and
 seconds.
@@ -37,7 +39,10 @@ PARTS = ("mixture", "ceiling")
 MODELS = ("kamoe-gru", "kamoe-lstm")
 CEILING_GATES = {"per-step gate (last value)": "last", "window gate (all values)": "flatten",
                  "recurrent gate (GRU over the window)": "recurrent"}
-RECURRENT = "dashboard gate read by a GRU"  # the dashboard's gate with gate_input="recurrent"
+DASHBOARD = "dashboard mixture"
+# The dashboard's gate before the likelihood mixture: the registry's experts, squared error.
+SQUARED_ERROR = "squared-error mixture (softmax + MI, per step)"
+PAPER = "paper gate"
 TREES = "gradient-boosted trees (values + differences)"
 
 
@@ -67,8 +72,8 @@ def _parts(text: str) -> list[str]:
 
 def mixture_rows(model: str, seed: int, epochs: int | None, options: dict[str, Any]
                  ) -> list[dict[str, Any]]:
-    """The dashboard's gate, the same gate reading a GRU over the window (``RECURRENT``) and the
-    paper's gate, trained on regimes with one seed."""
+    """The dashboard's mixture, the squared-error mixture it replaced (``SQUARED_ERROR``) and
+    the paper's gate, trained on regimes with one seed."""
     import torch
 
     from kamoe import recipes
@@ -80,9 +85,11 @@ def mixture_rows(model: str, seed: int, epochs: int | None, options: dict[str, A
     dataset = load("regimes", seed=seed, **options)
     overrides = {} if epochs is None else {"epochs": epochs}
     rows = []
-    dashboard = recipes.model_config(model, dataset)
-    settings = {"dashboard gate": dashboard, RECURRENT: {**dashboard, "gate_input": "recurrent"},
-                "paper gate": default_config(model)}
+    paper = default_config(model)
+    settings = {DASHBOARD: recipes.model_config(model, dataset),
+                SQUARED_ERROR: {**paper, "gate_activation": "softmax",
+                                "gate_loss": "mutual_information"},
+                PAPER: paper}
     for setting, config in settings.items():
         torch.manual_seed(seed)
         net = build(model, dataset.X_train.shape[1:], dataset.y_train.shape[1], **config)
@@ -92,7 +99,7 @@ def mixture_rows(model: str, seed: int, epochs: int | None, options: dict[str, A
         report = routing_report(net, dataset, "test")
         rows.append({"part": "mixture", "setting": setting, "seed": seed,
                      "gate": {k: config[k] for k in ("gate_activation", "gate_loss",
-                                                     "gate_input")},
+                                                     "gate_input", "mixture_loss", "units")},
                      "aux_weight": cfg.aux_weight if config["gate_loss"] != "none" else 0.0,
                      "nmi": report["nmi"], "entropy": report["entropy"],
                      "max_entropy": report["max_entropy"],
