@@ -162,6 +162,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"{args.model} on {dataset.name}: {model.n_params()} parameters, "
               f"{len(history.epochs)} epochs in {history.seconds:.2f} s ({history.stopped})")
         print(f"test: {metrics}")
+        if routing is not None:
+            print(f"routing of the test {routing['group_by']}s: {routing['verdict']}")
         if args.save:
             print(f"saved to {args.save}")
         if run_id:

@@ -78,6 +78,10 @@ def test_train_json_reports_routing_specialisation_for_mixtures(capsys):
     assert routing["group_by"] == "regime" and routing["split"] == "test"
     assert 0 <= routing["nmi"] <= 1 and routing["verdict"]
     assert routing["gates"]["net.0"]["nmi"] == routing["nmi"]
+    assert main(["train", "--dataset", "regimes", "--model", "kamoe-gru", "--epochs", "1",
+                 "--data-option", "n=300", "--data-option", "window=8", "--no-store"]) == 0
+    text = capsys.readouterr().out  # the text report says the same, in words
+    assert f"routing of the test regimes: {routing['verdict']}" in text
     assert main(["train", "--dataset", "moons", "--model", "mlp", "--epochs", "1", "--json"]) == 0
     assert "routing" not in json.loads(capsys.readouterr().out)  # no gate, no routing block
 
