@@ -236,7 +236,6 @@ class KAMoE(nn.Module):
             alpha = alpha.unsqueeze(-2)
         return (outputs * alpha).sum(-1)
 
-
     def negative_log_likelihood(self, y: torch.Tensor) -> torch.Tensor:
         """-mean_rows log sum_e alpha_e N(y; yhat_e, sigma_e^2) of the last forward (targets
         summed), for mixture_loss="likelihood"; alpha is normalised to sum to 1 per row."""
