@@ -123,13 +123,16 @@ class Model(nn.Module):
                 total = total + m.aux_loss
         return total
 
+    def likelihood_mixture(self) -> KAMoE | None:
+        """The KAMoE trained by its own likelihood (mixture_loss="likelihood"), if any."""
+        return next((m for m in self.modules()
+                     if isinstance(m, KAMoE) and m.mixture_loss == "likelihood"), None)
+
     def task_loss(self, y: torch.Tensor) -> torch.Tensor | None:
         """The data loss of the last forward when a mixture defines its own (the negative
         log-likelihood of a KAMoE with mixture_loss="likelihood"); None: the task's usual loss."""
-        for m in self.modules():
-            if isinstance(m, KAMoE) and m.mixture_loss == "likelihood":
-                return m.negative_log_likelihood(y)
-        return None
+        mixture = self.likelihood_mixture()
+        return None if mixture is None else mixture.negative_log_likelihood(y)
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
@@ -292,11 +295,8 @@ def _build_rnn(name, input_shape, output_dim, cfg):
     units = _positive_int("units", cfg["units"])
     n_layers = _positive_int("layers", cfg["layers"])
     steps, d = input_shape
+    # KAMoE refuses "likelihood" when its experts feed another layer (layers > 1)
     likelihood = name != cell and cfg.get("mixture_loss", "mse") == "likelihood"
-    if likelihood and n_layers != 1:
-        raise ModelError(f"mixture_loss='likelihood' needs layers=1 (its experts predict the "
-                         f"target themselves, so no layer may follow them); got "
-                         f"layers={n_layers}")
     layers: list[nn.Module] = []
     for i in range(n_layers):
         seq = i < n_layers - 1

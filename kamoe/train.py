@@ -408,8 +408,8 @@ class _Loop:
         self.recorder = _InputRecorder(self.layers) if cfg.sparsity > 0 and self.layers else None
         self.aux = getattr(model, "auxiliary_loss", None)
         self.task_loss = getattr(model, "task_loss", None)  # a mixture's own data loss
-        if data.classification and any(getattr(m, "mixture_loss", "mse") == "likelihood"
-                                       for m in model.modules()):
+        own_mixture = getattr(model, "likelihood_mixture", None)
+        if data.classification and own_mixture is not None and own_mixture() is not None:
             raise TrainingError("mixture_loss='likelihood' is a Gaussian likelihood for "
                                 "regression targets; for a classification task use "
                                 "mixture_loss='mse' (the mixture is then trained by "

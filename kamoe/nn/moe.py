@@ -243,18 +243,22 @@ class KAMoE(nn.Module):
             raise ModelError("negative_log_likelihood needs mixture_loss='likelihood' and a "
                              "forward pass first")
         outputs, alpha = self._for_loss
-        p = alpha.clamp_min(0)
-        p = p / p.sum(-1, keepdim=True).clamp_min(1e-12)
+        p = _normalised(alpha)
         log_s = self.log_scale  # (n_targets, E)
         z = (y.unsqueeze(-1) - outputs) / torch.exp(log_s)
         log_n = (-0.5 * z ** 2 - log_s - 0.5 * math.log(2 * math.pi)).sum(-2)  # (B, E)
         return -torch.logsumexp(torch.log(p.clamp_min(1e-12)) + log_n, -1).mean()
 
 
+def _normalised(alpha: torch.Tensor) -> torch.Tensor:
+    """Gate weights scaled to sum to 1 over the expert axis (a sigmoid gate's do not)."""
+    p = alpha.clamp_min(0)
+    return p / p.sum(-1, keepdim=True).clamp_min(1e-12)
+
+
 def routing_information_loss(alpha: torch.Tensor) -> torch.Tensor:
     """mean_rows H(p_row) - H(mean_rows p) of the normalised weights (minus I(row; expert))."""
-    p = alpha.reshape(-1, alpha.size(-1)).clamp_min(0)
-    p = p / p.sum(-1, keepdim=True).clamp_min(1e-12)
+    p = _normalised(alpha.reshape(-1, alpha.size(-1)))
     row = -(p * torch.log(p.clamp_min(1e-12))).sum(-1).mean()
     mean = p.mean(0)
     return row + (mean * torch.log(mean.clamp_min(1e-12))).sum()
