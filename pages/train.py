@@ -148,9 +148,12 @@ if run is not None and run.history is not None:
         ui.plot(viz.loss_curves(h.epochs, h.train_loss, h.val_loss, theme=ui.theme()),
                 key="final_loss")
         ui.explain("Training loss (on the training rows) and validation loss (on rows held out "
-                   "from training) after every epoch, on a log scale. Both falling together is "
-                   "healthy; validation rising while training keeps falling is overfitting. "
-                   "The model keeps the weights of the best validation epoch.")
+                   "from training) after every epoch, on a log scale when every loss is positive. "
+                   "A mixture trained by its likelihood shows its negative log-likelihood, "
+                   "which falls below zero as the experts fit their windows closely (a linear "
+                   "scale then). Both falling together is healthy; validation rising while "
+                   "training keeps falling is overfitting. The model keeps the weights of the "
+                   "best validation epoch.")
     with st.expander("Model and training settings"):
         st.json({"model": run.model_config, "train": run.train_config.__dict__,
                  "data": run.request.to_dict()})

@@ -90,6 +90,8 @@ def test_data_figures():
 
 def test_training_figures():
     fig = viz.loss_curves([1, 2, 3], [1.0, 0.5, 0.1], [1.1, 0.6, 0.2])
+    # a negative log-likelihood that falls below 0 would vanish from a log axis
+    assert viz.loss_curves([1, 2], [0.5, -0.2], [0.6, -0.1]).layout.yaxis.type == "linear"
     assert [t.name for t in fig.data] == ["train", "validation"]
     assert fig.layout.yaxis.type == "log"
     pv = viz.pred_vs_true(np.arange(5.0), {"network": np.arange(5.0), "formula": np.ones(5)})

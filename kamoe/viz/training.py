@@ -14,16 +14,18 @@ _MAX_POINTS = 3000
 
 def loss_curves(epochs: list[int], train_loss: list[float], val_loss: list[float],
                 title: str = "Loss per epoch", theme: str = "light") -> go.Figure:
-    """Train and validation loss per epoch on a log axis."""
+    """Train and validation loss per epoch, on a log axis when every loss is positive (a
+    likelihood mixture's loss, a negative log-likelihood, can fall below 0: a linear axis)."""
     p = palette(theme)
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=list(epochs), y=list(train_loss), mode="lines", name="train",
                              line={"color": p.series(0), "width": 2}))
     fig.add_trace(go.Scatter(x=list(epochs), y=list(val_loss), mode="lines", name="validation",
                              line={"color": p.series(1), "width": 2}))
-    positive = [v for v in [*train_loss, *val_loss] if v is not None and np.isfinite(v) and v > 0]
+    finite = [v for v in [*train_loss, *val_loss] if v is not None and np.isfinite(v)]
+    log = bool(finite) and min(finite) > 0
     fig.update_layout(title=title, xaxis_title="epoch", yaxis_title="loss",
-                      yaxis_type="log" if positive else "linear", height=320,
+                      yaxis_type="log" if log else "linear", height=320,
                       margin=dict(l=40, r=10, t=50, b=40), legend=dict(orientation="h", y=1.1))
     return apply_theme(fig, theme)
 
