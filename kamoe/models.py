@@ -24,7 +24,7 @@ _KAN_LAYER = {"grid_size": 5, "spline_order": 3, "grid_range": [-1.0, 1.0],
 # The gate options after "dropout" go beyond the paper; their defaults keep its gate.
 _MOE = {"n_experts": 3, "gate_activation": "sigmoid", "dropout": 0.0, "gate_input": "auto",
         "gate_temperature": 1.0, "gate_top_k": 0, "gate_loss": "none", "gate_units": None,
-        "mixture_loss": "mse"}
+        "mixture_loss": "mse", "expert_lags": 0}
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "mlp": {"hidden": [32, 32], "activation": "relu"},
@@ -45,7 +45,7 @@ for _base in ("mlp", "kan", "gru", "lstm"):
         if _base == "kan":
             _d["head"] = "linear"
         if _base not in ("gru", "lstm"):  # their mixtures are hidden layers: the task's loss
-            del _d["mixture_loss"]
+            del _d["mixture_loss"], _d["expert_lags"]
         if _gate == "grkan":
             _d.update({"gate_grid_size": 3, "gate_second_activation": "relu"})
         DEFAULTS[f"{_prefix}-{_base}"] = _d
@@ -222,7 +222,8 @@ def _moe_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
           "gate_input": cfg.get("gate_input", "auto"),
           "gate_temperature": cfg.get("gate_temperature", 1.0),
           "gate_top_k": cfg.get("gate_top_k", 0), "gate_loss": cfg.get("gate_loss", "none"),
-          "gate_units": cfg.get("gate_units"), "mixture_loss": cfg.get("mixture_loss", "mse")}
+          "gate_units": cfg.get("gate_units"), "mixture_loss": cfg.get("mixture_loss", "mse"),
+          "expert_lags": cfg.get("expert_lags", 0)}
     if cfg["gate"] == "grkan":
         kw["grid_size"] = _positive_int("gate_grid_size", cfg.get("gate_grid_size", 3))
         kw["second_activation"] = cfg.get("gate_second_activation", "relu")

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from kamoe.errors import ModelError
+from kamoe.interpret.routing import gate_names
 from kamoe.models import build, default_config, find_gates, find_kan_layers, model_names
 from kamoe.nn import GRKAN, GRN, KAN, FasterKANLinear, KAMoE, KANLinear, MLPKANMoE
 from kamoe.nn.kan import native_available, torch_path
@@ -437,6 +438,45 @@ def test_likelihood_mixture_needs_experts_that_predict_the_target():
     assert net(torch.randn(3, 6, 1)).shape == (3, 1)
     assert net.task_loss(torch.zeros(3, 1)).dim() == 0
     assert build("kamoe-gru", (6, 1), 1).task_loss(torch.zeros(3, 1)) is None
+
+
+def test_expert_lags_make_each_expert_an_autoregressive_model_beside_its_gru():
+    """expert_lags=p: each expert's head also reads the window's last p steps linearly, so an
+    expert can be an exact AR(p) model (here with its GRU's part of the head switched off)."""
+    torch.manual_seed(7)
+    layer = KAMoE(lambda: make_expert("gru", 1, 2, return_sequences=False), 2, (6, 1), 2,
+                  gate_input="recurrent", gate_activation="softmax",
+                  mixture_loss="likelihood", output_dim=1, expert_lags=2)
+    assert [h.in_features for h in layer.heads] == [2 + 2, 2 + 2]
+    coefficients = ((1.6, -0.9, 0.1), (0.0, 0.97, -0.2))  # x[t-2], x[t-1], intercept
+    with torch.no_grad():
+        for head, (a2, a1, c) in zip(layer.heads, coefficients, strict=True):
+            head.weight.copy_(torch.tensor([[0.0, 0.0, a2, a1]]))
+            head.bias.fill_(c)
+    x = torch.randn(5, 6, 1)
+    out = layer(x)
+    outputs, alpha = layer._for_loss
+    for e, (a2, a1, c) in enumerate(coefficients):
+        assert torch.allclose(outputs[:, 0, e], a2 * x[:, -2, 0] + a1 * x[:, -1, 0] + c,
+                              atol=1e-6)
+    assert torch.allclose(out, (outputs * alpha[:, None]).sum(-1))
+    net = build("kamoe-gru", (6, 1), 1, layers=1, mixture_loss="likelihood", expert_lags=3)
+    assert "3 GRU + AR(3) experts competing by likelihood" in next(iter(
+        gate_names(net).values()))
+    assert "AR(" not in next(iter(gate_names(build("kamoe-gru", (6, 1), 1)).values()))
+
+
+def test_expert_lags_need_the_likelihood_heads_and_a_window_that_long():
+    with pytest.raises(ModelError, match="only mixture_loss='likelihood' has"):
+        build("kamoe-gru", (6, 1), 1, expert_lags=2)  # the squared-error mixture has no heads
+    with pytest.raises(ModelError, match="from 0 to the window's 6 steps, got 7"):
+        build("kamoe-gru", (6, 1), 1, layers=1, mixture_loss="likelihood", expert_lags=7)
+    with pytest.raises(ModelError, match="from 0 to the window's 6 steps, got True"):
+        build("kamoe-gru", (6, 1), 1, layers=1, mixture_loss="likelihood", expert_lags=True)
+    with pytest.raises(ModelError, match="expert_lags needs sequence input"):
+        KAMoE(lambda: make_expert("mlp", 4, 3), 2, (4,), 3, expert_lags=1)
+    with pytest.raises(ModelError, match=r"unknown setting\(s\) \['expert_lags'\]"):
+        build("kamoe-mlp", (4,), 1, expert_lags=1)
 
 
 def test_experts_are_independently_initialised():

@@ -203,8 +203,8 @@ def row_unit(s: Routing) -> str:
 def _expert_kind(m: KAMoE) -> str:
     e = m.experts[0]
     cell = getattr(e, "cell", None)
-    if cell:
-        return cell.upper()
+    if cell:  # experts whose heads also read the last p steps are GRU + AR(p) models
+        return cell.upper() + (f" + AR({m.expert_lags})" if m.expert_lags else "")
     return "KAN" if type(e).__name__ == "KANLinear" else "MLP"
 
 

@@ -19,7 +19,11 @@ decisive while keeping every expert in use (the training loop adds it, times
 the mixture by its negative log-likelihood, -log sum_e alpha_e N(y; yhat_e, sigma_e^2) (the
 competitive mixture of Jacobs et al. 1991): the expert that predicts a row best takes the
 credit for it, so experts gain by specialising, where the squared error of the mixed output
-rewards no split (the training loop uses it through ``Model.task_loss``).
+rewards no split (the training loop uses it through ``Model.task_loss``);
+``expert_lags=p`` (with the likelihood, on sequences) lets each expert's head also read the
+window's last p input steps linearly, beside the recurrent state: an autoregressive skip (the
+"highway" of LSTNet, Lai et al. 2018), so an expert can be an exact AR(p) model plus whatever its
+GRU adds.
 
 MLP-KAN: N experts, half MLPs (GELU) and half FasterKANs, routed per token either top-k
 (linear router, softmax, keep k, renormalise: the paper's code) or with Soft-MoE slots (the
@@ -117,6 +121,7 @@ class KAMoE(nn.Module):
         gate_loss: str = "none",
         gate_units: int | None = None,
         mixture_loss: str = "mse",
+        expert_lags: int = 0,
         output_dim: int | None = None,
         **gate_kwargs,
     ) -> None:
@@ -145,6 +150,18 @@ class KAMoE(nn.Module):
         if isinstance(gate_units, bool) or not isinstance(gate_units, int) or gate_units < 1:
             raise ModelError(f"gate_units must be a whole number >= 1 (or None: the experts' "
                              f"width), got {gate_units!r}")
+        steps = input_shape[0] if len(input_shape) == 2 else 0
+        if isinstance(expert_lags, bool) or not isinstance(expert_lags, int) or not (
+                0 <= expert_lags <= steps):
+            raise ModelError(f"expert_lags must be a whole number from 0 to the window's {steps} "
+                             f"steps, got {expert_lags!r}" if steps else
+                             f"expert_lags needs sequence input (rows of steps); got "
+                             f"{expert_lags!r} for rows of shape {tuple(input_shape)}")
+        if expert_lags and mixture_loss != "likelihood":
+            raise ModelError(f"expert_lags={expert_lags} feeds the last steps to each expert's "
+                             "own output head, which only mixture_loss='likelihood' has; set "
+                             "mixture_loss='likelihood' (and layers=1) or expert_lags=0")
+        self.expert_lags = expert_lags
         self.gate_units = gate_units
         self.mixture_loss = mixture_loss
         self.gate_temperature = float(gate_temperature)
@@ -170,7 +187,8 @@ class KAMoE(nn.Module):
                 raise ModelError("mixture_loss='likelihood' needs experts that return one "
                                  "vector per row and the number of targets (output_dim); for "
                                  "a recurrent mixture use layers=1")
-            self.heads = nn.ModuleList([nn.Linear(units, output_dim) for _ in range(n_experts)])
+            d_head = units + self.expert_lags * self.input_shape[-1]
+            self.heads = nn.ModuleList([nn.Linear(d_head, output_dim) for _ in range(n_experts)])
             self.log_scale = nn.Parameter(torch.full((output_dim, n_experts), INITIAL_LOG_SCALE))
         self._for_loss: tuple[torch.Tensor, torch.Tensor] | None = None
         self.gate_input = self._resolve_gate_input(gate_input)
@@ -225,7 +243,8 @@ class KAMoE(nn.Module):
         if self.heads is None:
             outputs = torch.stack([f(x_tilde) for f in self.experts], dim=-1)  # (..., units, E)
         else:  # each expert's own prediction of the targets: (B, n_targets, E)
-            outputs = torch.stack([h(f(x_tilde)) for f, h in
+            lags = [x_tilde[:, -self.expert_lags:, :].flatten(1)] if self.expert_lags else []
+            outputs = torch.stack([h(torch.cat([f(x_tilde), *lags], -1)) for f, h in
                                    zip(self.experts, self.heads, strict=True)], -1)
         alpha = self.gate_weights(x_tilde)
         self.last_gate_weights = alpha.detach()
