@@ -150,6 +150,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         "saved": str(args.save) if args.save else None,
         "run_id": run_id,
     }
+    if history.starts:  # several initialisations: each one's best validation loss, and the kept
+        result["starts"] = history.starts
+        result["kept_start"] = history.kept_start
     from kamoe.interpret import routing_report  # mixtures: how far the experts split the groups
 
     routing = routing_report(model, dataset, "test")
@@ -162,6 +165,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"{args.model} on {dataset.name}: {model.n_params()} parameters, "
               f"{len(history.epochs)} epochs in {history.seconds:.2f} s ({history.stopped})")
         print(f"test: {metrics}")
+        if history.starts:
+            losses = ", ".join(f"{s['best_val_loss']:.4g}" for s in history.starts)
+            print(f"kept start {history.kept_start} of {len(history.starts)} initialisations "
+                  f"(best validation loss of each: {losses})")
         if routing is not None:
             print(f"routing of the test {routing['group_by']}s: {routing['verdict']}")
         if args.save:

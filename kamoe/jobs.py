@@ -134,10 +134,14 @@ class Job:
 
     def report(self, step: int | None = None, total: int | None = None, text: str | None = None,
                epoch: int | None = None, train_loss: float | None = None,
-               val_loss: float | None = None, message: str | None = None) -> None:
-        """Record progress (called from the worker thread)."""
+               val_loss: float | None = None, message: str | None = None,
+               new_curve: bool = False) -> None:
+        """Record progress (called from the worker thread); ``new_curve`` starts the loss
+        curve afresh (a new initialisation of a fit with several starts)."""
         with self._lock:
             p = self._progress
+            if new_curve:
+                p.epochs, p.train_loss, p.val_loss = [], [], []
             if step is not None:
                 p.step = step
             if total is not None:

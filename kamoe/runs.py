@@ -255,6 +255,8 @@ def train_run(run: Run, dataset: Dataset, callback: Callable[[EpochProgress], No
 
     recorder = RoutingRecorder(dataset.X_train, then=callback) if run.model.gates() else None
     history = fit(run.model, dataset, run.train_config, callback=recorder or callback, stop=stop)
+    if recorder is not None:
+        recorder.keep_start(history.kept_start)
     run.history = history
     run.routing = recorder.frame() if recorder is not None else None
     run.routing_groups = (recorder.by_group(*dataset_groups(dataset, "train"))
@@ -267,13 +269,16 @@ def training_job(run: Run, dataset: Dataset) -> Job:
 
     def work(job: Job) -> Run:
         configure_torch_threads()  # per thread too: OpenMP settings may not follow new threads
-        job.report(step=0, total=run.train_config.epochs, text="starting")
+        cfg = run.train_config
+        job.report(step=0, total=cfg.epochs * cfg.starts, text="starting")
 
         def callback(p: EpochProgress) -> None:
-            job.report(step=p.epoch, total=p.epochs, epoch=p.epoch, train_loss=p.train_loss,
-                       val_loss=p.val_loss,
-                       text=f"epoch {p.epoch}/{p.epochs}  train loss {p.train_loss:.3g}  "
-                            f"val loss {p.val_loss:.3g}")
+            start = f"start {p.start}/{p.starts}, " if p.starts > 1 else ""
+            job.report(step=(p.start - 1) * p.epochs + p.epoch, total=p.starts * p.epochs,
+                       epoch=p.epoch, train_loss=p.train_loss, val_loss=p.val_loss,
+                       new_curve=p.start > 1 and p.epoch == 1,
+                       text=f"{start}epoch {p.epoch}/{p.epochs}  train loss "
+                            f"{p.train_loss:.3g}  val loss {p.val_loss:.3g}")
 
         history = train_run(run, dataset, callback, job.stop)
         job.report(message=history.message or f"Finished {len(history.epochs)} epochs in "

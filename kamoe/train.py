@@ -4,7 +4,10 @@
 Adam/AdamW (mini-batch or full batch) or LBFGS (full batch); early stopping on a validation
 split with best-weight restore; reduce-on-plateau; KAN grid updates from samples during the first
 epochs; KAN sparsity regularisation; a progress callback; a stop flag honoured within one epoch;
-a NaN/Inf guard that stops, restores the best weights and says what happened.
+a NaN/Inf guard that stops, restores the best weights and says what happened;
+``TrainConfig.starts`` > 1 trains that many initialisations of a registry model in turn and keeps
+the one with the best validation loss (mixtures have local optima: EM for mixture models is
+run from several starts for the same reason).
 
 ``TrainConfig.device`` picks where a fit runs (:data:`DEVICES`; ``auto`` is CUDA, else MPS,
 else the CPU; :func:`resolve_device`). The model and the training data are moved there once,
@@ -99,6 +102,9 @@ def device_name(device: torch.device) -> str:
     return str(device)
 
 
+MAX_STARTS = 20  # each start is a whole training
+
+
 @dataclass
 class TrainConfig:
     """Training hyper-parameters (all plain values, so a config can be saved and shown)."""
@@ -122,6 +128,7 @@ class TrainConfig:
     lbfgs_iter: int = 10  # LBFGS iterations per epoch
     max_seconds: float | None = None
     seed: int = 0
+    starts: int = 1  # initialisations trained in turn; the best validation loss is kept
     device: str = "auto"  # one of DEVICES: where the fit runs (auto: CUDA, else MPS, else CPU)
 
     def validate(self) -> TrainConfig:
@@ -144,6 +151,10 @@ class TrainConfig:
             raise TrainingError(f"val_fraction must be in [0, 0.9), got {self.val_fraction!r}")
         if self.sparsity < 0:
             raise TrainingError(f"sparsity must be >= 0, got {self.sparsity!r}")
+        if isinstance(self.starts, bool) or not isinstance(self.starts, int) or not (
+                1 <= self.starts <= MAX_STARTS):
+            raise TrainingError(f"starts (initialisations to train) must be a whole number "
+                                f"from 1 to {MAX_STARTS}, got {self.starts!r}")
         return self
 
 
@@ -159,6 +170,8 @@ class EpochProgress:
     lr: float
     elapsed: float
     model: nn.Module
+    start: int = 1  # which initialisation is training (of TrainConfig.starts)
+    starts: int = 1
 
 
 @dataclass
@@ -177,6 +190,10 @@ class History:
     seconds: float = 0.0
     metrics: dict[str, float] = field(default_factory=dict)  # test set, original units
     device: str = ""  # where the fit ran ("cpu", "cuda:0", "mps"); "" for older runs
+    # with TrainConfig.starts > 1: per start, its best validation loss and epochs; the kept
+    # start's epochs fill the lists above
+    starts: list[dict[str, float]] = field(default_factory=list)
+    kept_start: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -329,6 +346,14 @@ def fit(
     ``config.device``; the model is moved there once and is back on the CPU when fit returns.
     """
     cfg = (config or TrainConfig()).validate()
+    if cfg.starts == 1:
+        return _fit_once(model, dataset, cfg, callback, stop)
+    return _fit_starts(model, dataset, cfg, callback, stop)
+
+
+def _fit_once(model: nn.Module, dataset: Dataset, cfg: TrainConfig,
+              callback: Callable[[EpochProgress], None] | None, stop: Any,
+              start: int = 1) -> History:
     device = resolve_device(cfg.device)
     set_seed(cfg.seed)
     hist = History(device=device_name(device))
@@ -345,6 +370,7 @@ def fit(
             if loop.diverged(hist, epoch, train_loss, val_loss):
                 break
             progress = loop.record(hist, epoch, train_loss, val_loss, val_metrics)
+            progress.start, progress.starts = start, cfg.starts
             if callback is not None:
                 callback(progress)
             if loop.should_stop(hist, progress, interrupted):
@@ -352,6 +378,37 @@ def fit(
     finally:
         loop.close()
     return loop.finish(hist, dataset)
+
+
+def _fit_starts(model: nn.Module, dataset: Dataset, cfg: TrainConfig,
+                callback: Callable[[EpochProgress], None] | None, stop: Any) -> History:
+    """Train cfg.starts initialisations in turn (the first is ``model`` as given, the others
+    fresh ones of its registry config, seeded from cfg.seed) on the same validation split and
+    batches; ``model`` ends with the weights of the start whose best validation loss is lowest.
+    A stop request ends the starts too; a start that diverged is kept only if all did."""
+    if not isinstance(model, Model):
+        raise TrainingError("starts > 1 re-initialises the model from its registry settings; "
+                            "build it with kamoe.models.build (or train with starts=1)")
+    best: tuple[float, int, History, dict[str, torch.Tensor]] | None = None
+    summaries: list[dict[str, float]] = []
+    for start in range(1, cfg.starts + 1):
+        if start > 1:
+            torch.manual_seed(int(np.random.SeedSequence([cfg.seed, start]).generate_state(1)[0]))
+            model.load_state_dict(_rebuild(model.config).state_dict())
+        hist = _fit_once(model, dataset, cfg, callback, stop, start)
+        score = min(hist.val_loss) if hist.val_loss and hist.stopped != "diverged" else math.inf
+        summaries.append({"start": start, "best_val_loss": score, "epochs": len(hist.epochs),
+                          "seconds": hist.seconds})
+        if best is None or score < best[0]:
+            best = (score, start, hist, _state(model))
+        if hist.stopped == "stopped":
+            break
+    _, kept_start, kept, state = best  # kept.metrics are these weights' (from its finish)
+    model.load_state_dict(state)
+    model.eval()
+    kept.starts, kept.kept_start = summaries, kept_start
+    kept.seconds = sum(s["seconds"] for s in summaries)
+    return kept
 
 
 @dataclass
@@ -618,9 +675,8 @@ def load_model(path: str | Path) -> tuple[Model, dict[str, Any]]:
         raise TrainingError(f"{cfg_file} is not valid JSON ({err}); re-save the model.") from err
     if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
         raise TrainingError(f"{cfg_file} is not a kamoe model config (format {_FORMAT} expected).")
-    conf = dict(meta["model"])
     try:
-        model = build(conf.pop("name"), conf.pop("input_shape"), conf.pop("output_dim"), **conf)
+        model = _rebuild(meta["model"])
     except (KeyError, ValueError, TypeError) as err:
         raise TrainingError(f"{cfg_file} describes an invalid model: {err}") from err
     try:
@@ -634,6 +690,12 @@ def load_model(path: str | Path) -> tuple[Model, dict[str, Any]]:
         ) from err
     model.eval()
     return model, meta
+
+
+def _rebuild(config: dict[str, Any]) -> Model:
+    """A freshly initialised registry model from a Model.config (name, shapes, task, settings)."""
+    conf = dict(config)
+    return build(conf.pop("name"), conf.pop("input_shape"), conf.pop("output_dim"), **conf)
 
 
 def dataset_scalings(meta: dict[str, Any]) -> tuple[Affine, Affine | None]:

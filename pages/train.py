@@ -8,6 +8,7 @@ import streamlit as st
 from kamoe import recipes, viz
 from kamoe.errors import USER_ERRORS
 from kamoe.models import MODEL_DESCRIPTIONS, model_names
+from kamoe.train import MAX_STARTS
 from pages import ui_common as ui
 
 s = ui.page_setup()
@@ -82,6 +83,11 @@ with c[3]:
                           tdef.batch_size or 0, min_value=0, step=1)
     max_seconds = ui.remembered(st.number_input, "time limit in seconds (0 = none)",
                                 f"{t}_maxs", float(tdef.max_seconds or 0.0), min_value=0.0)
+    starts = ui.remembered(st.number_input, "initialisations (the best is kept)",
+                           f"{t}_starts", tdef.starts, min_value=1, max_value=MAX_STARTS, step=1,
+                           help="Train this many random initialisations one after another and "
+                                "keep the one with the lowest validation loss (a mixture can "
+                                "settle on a poor split of its experts from one start).")
 
 b1, b2, _ = st.columns([1, 1, 4])
 submitted = b1.button("Train", type="primary", disabled=s.busy, key="train",
@@ -100,7 +106,7 @@ if submitted and not s.busy:
             name, ds, seed=s.seed, epochs=int(epochs), optimizer=optimizer, lr=float(lr),
             batch_size=int(batch) or None, grid_update_epochs=int(grid_updates),
             patience=int(patience) or None, sparsity=float(sparsity),
-            max_seconds=float(max_seconds) or None, device=device)
+            max_seconds=float(max_seconds) or None, device=device, starts=int(starts))
         s.start_training(ds, name, cfg, tcfg)
     except USER_ERRORS as err:
         st.error(f"Cannot train with these settings: {err}")
@@ -144,6 +150,11 @@ if run is not None and run.history is not None:
         col.metric(nice.get(k, k), f"{v:.6g}")
     cols[-2].metric("Epochs", len(h.epochs))
     cols[-1].metric("Seconds", f"{h.seconds:.2f}")
+    if h.starts:
+        losses = ", ".join(f"{x['best_val_loss']:.4g}" for x in h.starts)
+        st.caption(f"Kept initialisation {h.kept_start} of {len(h.starts)}, the one with the "
+                   f"lowest validation loss (each one's best: {losses}); the curves below are "
+                   "its training.")
     if h.epochs:
         ui.plot(viz.loss_curves(h.epochs, h.train_loss, h.val_loss, theme=ui.theme()),
                 key="final_loss")

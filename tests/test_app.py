@@ -279,6 +279,31 @@ def test_training_job_runs_in_a_thread_reports_progress_and_can_be_stopped():
     assert len(run.history.epochs) < 100_000 and "r2" in run.history.metrics
 
 
+def test_training_job_with_several_starts_counts_them_and_draws_each_curve_afresh():
+    from kamoe.data import load
+    from kamoe.runs import DatasetRequest, new_run, training_job
+    from kamoe.train import TrainConfig
+
+    ds = load("feynman:II.3.24", seed=0, n=300)
+    cfg = TrainConfig(epochs=3, patience=None, starts=2)
+    run = new_run(DatasetRequest("feynman:II.3.24", options={"n": 300}), ds, "mlp",
+                  {"hidden": [4]}, cfg)
+    texts = []
+    job = training_job(run, ds)
+    report = job.report
+
+    def spy(**kw):
+        texts.append(kw.get("text"))
+        report(**kw)
+
+    job.report = spy
+    assert job.start().join(60)
+    p = job.progress()
+    assert p.status == "done" and (p.step, p.total) == (6, 6)
+    assert p.epochs == [1, 2, 3]  # the second start's curve only
+    assert "start 2/2, epoch 3/3" in texts[-2] and len(run.history.starts) == 2
+
+
 def test_job_errors_become_messages_and_settings_parse_with_clear_errors():
     from kamoe.jobs import Job
     from kamoe.recipes import parse_setting

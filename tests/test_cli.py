@@ -74,7 +74,9 @@ def test_train_json_reports_routing_specialisation_for_mixtures(capsys):
     code = main(["train", "--dataset", "regimes", "--model", "kamoe-gru", "--epochs", "1",
                  "--json", "--data-option", "n=300", "--data-option", "window=8"])
     assert code == 0
-    routing = json.loads(capsys.readouterr().out)["routing"]
+    out = json.loads(capsys.readouterr().out)
+    routing = out["routing"]
+    assert "starts" not in out  # one initialisation
     assert routing["group_by"] == "regime" and routing["split"] == "test"
     assert 0 <= routing["nmi"] <= 1 and routing["verdict"]
     assert routing["gates"]["net.0"]["nmi"] == routing["nmi"]
@@ -82,6 +84,15 @@ def test_train_json_reports_routing_specialisation_for_mixtures(capsys):
                  "--data-option", "n=300", "--data-option", "window=8", "--no-store"]) == 0
     text = capsys.readouterr().out  # the text report says the same, in words
     assert f"routing of the test regimes: {routing['verdict']}" in text
+    assert main(["train", "--dataset", "regimes", "--model", "kamoe-gru", "--epochs", "1",
+                 "--data-option", "n=300", "--data-option", "window=8", "--no-store",
+                 "--train-config", '{"starts": 2}', "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)  # several initialisations: each one's best
+    assert [s["start"] for s in out["starts"]] == [1, 2] and out["kept_start"] in (1, 2)
+    assert main(["train", "--dataset", "regimes", "--model", "kamoe-gru", "--epochs", "1",
+                 "--data-option", "n=300", "--data-option", "window=8", "--no-store",
+                 "--train-config", '{"starts": 2}']) == 0
+    assert "of 2 initialisations (best validation loss of each: " in capsys.readouterr().out
     assert main(["train", "--dataset", "moons", "--model", "mlp", "--epochs", "1", "--json"]) == 0
     assert "routing" not in json.loads(capsys.readouterr().out)  # no gate, no routing block
 

@@ -58,6 +58,60 @@ def test_same_seed_gives_identical_metrics():
     assert runs[0] == runs[1]
 
 
+def test_several_starts_keep_the_initialisation_with_the_best_validation_loss():
+    ds = tiny_regression()
+    cfg = TrainConfig(epochs=6, lr=0.02, seed=3)
+    torch.manual_seed(0)
+    one = fit(build_for("mlp", ds, hidden=[4]), ds, cfg)
+    assert one.starts == [] and one.kept_start == 1
+    seen: list[tuple[int, int, int]] = []
+    torch.manual_seed(0)
+    model = build_for("mlp", ds, hidden=[4])
+    hist = fit(model, ds, TrainConfig(epochs=6, lr=0.02, seed=3, starts=3),
+               callback=lambda p: seen.append((p.start, p.starts, p.epoch)))
+    assert [s["start"] for s in hist.starts] == [1, 2, 3]
+    assert seen == [(start, 3, e) for start in (1, 2, 3) for e in range(1, 7)]
+    # the first start is the model as given: the same training as with starts=1
+    assert hist.starts[0]["best_val_loss"] == min(one.val_loss)
+    losses = [s["best_val_loss"] for s in hist.starts]
+    assert len(set(losses)) == 3  # the other starts are other initialisations
+    assert hist.kept_start == 1 + int(np.argmin(losses))
+    assert min(hist.val_loss) == min(losses)  # the kept start's own record
+    assert evaluate(model, ds) == pytest.approx(hist.metrics)  # ... and its weights in the model
+    assert hist.seconds == pytest.approx(sum(s["seconds"] for s in hist.starts))
+    torch.manual_seed(0)
+    again = fit(build_for("mlp", ds, hidden=[4]), ds, TrainConfig(epochs=6, lr=0.02, seed=3,
+                                                                 starts=3))
+    assert again.starts == [{**s, "seconds": a["seconds"]} for s, a in
+                            zip(hist.starts, again.starts, strict=True)]  # seeded
+    stop = threading.Event()
+    stop.set()  # a stop request ends the starts too
+    assert len(fit(build_for("mlp", ds), ds, TrainConfig(epochs=5, starts=3), stop=stop)
+               .starts) == 1
+    with pytest.raises(TrainingError, match="build it with kamoe.models.build"):
+        fit(torch.nn.Linear(2, 1), ds, TrainConfig(epochs=1, starts=2))
+    for bad in (0, True, 2.5, 21):
+        with pytest.raises(TrainingError, match="starts .* from 1 to 20"):
+            TrainConfig(starts=bad).validate()
+
+
+def test_routing_record_of_several_starts_is_the_kept_starts():
+    from kamoe.interpret import RoutingRecorder
+
+    ds = load("regimes", seed=0, n=400)
+    recorder = RoutingRecorder(ds.X_train)
+    hist = fit(build_for("kamoe-gru", ds, units=4, layers=1), ds,
+               TrainConfig(epochs=40, lr=0.05, patience=2, plateau_patience=None, starts=2),
+               callback=recorder)
+    assert recorder.start == 2  # it recorded both starts
+    recorder.keep_start(hist.kept_start)
+    epochs = sorted(set(recorder.frame()["epoch"]))
+    assert epochs == list(range(1, len(hist.epochs) + 1))
+    other = next(s for s in hist.starts if s["start"] != hist.kept_start)
+    recorder.keep_start(other["start"])
+    assert len(set(recorder.frame()["epoch"])) == other["epochs"]
+
+
 def test_early_stopping_restores_best_weights():
     ds = tiny_regression()
     model = build_for("mlp", ds, hidden=[16])

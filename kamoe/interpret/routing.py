@@ -526,7 +526,8 @@ class RoutingRecorder:
     model's mode is restored), and each probe sample's weights (``sample_weights``), so that
     ``by_group`` / ``specialisation_frame`` can break the record down by any grouping of the
     rows given at construction (e.g. ``dataset_groups(ds, "train")``). ``frame()`` returns the
-    per-expert record as a tidy DataFrame.
+    per-expert record as a tidy DataFrame. A fit with several starts (``TrainConfig.starts``)
+    records each start apart; ``keep_start(History.kept_start)`` makes the kept one the record.
     """
 
     def __init__(self, X_probe: np.ndarray, max_rows: int = 512,
@@ -538,6 +539,8 @@ class RoutingRecorder:
         self.then = then
         self.rows: list[dict[str, Any]] = []
         self.samples: dict[tuple[int, str], np.ndarray] = {}  # (epoch, gate) -> (n, E)
+        self.start = 1  # the start (initialisation) being recorded; earlier ones kept aside
+        self._starts: dict[int, tuple[list[dict[str, Any]], dict]] = {}
 
     def record(self, model: nn.Module, epoch: int) -> None:
         """Record the routing of ``model`` as epoch ``epoch``."""
@@ -552,7 +555,18 @@ class RoutingRecorder:
                                   "entropy": ent})
             self.samples[(epoch, path)] = sample_weights(s).astype(np.float32)
 
+    def keep_start(self, start: int) -> None:
+        """Make start ``start``'s record (of a fit with several starts) the one reported."""
+        if start != self.start:
+            self._starts[self.start] = (self.rows, self.samples)
+            self.rows, self.samples = self._starts.pop(start)
+            self.start = start
+
     def __call__(self, progress: Any) -> None:
+        start = getattr(progress, "start", 1)
+        if start != self.start:  # a new initialisation: set the last one's record aside
+            self._starts[self.start] = (self.rows, self.samples)
+            self.rows, self.samples, self.start = [], {}, start
         self.record(progress.model, progress.epoch)
         if self.then is not None:
             self.then(progress)
