@@ -432,17 +432,19 @@ def test_routing_bench_reports_mixtures_and_label_trained_ceilings(capsys):
                  "--json", "--data-option", "n=1500"]) == 0
     rows = json.loads(capsys.readouterr().out)["rows"]
     mixture = {r["setting"]: r for r in rows if r["part"] == "mixture"}
-    assert set(mixture) == {"dashboard mixture", "squared-error mixture (softmax + MI, per step)",
-                            "paper gate"}
+    ar = "likelihood mixture, GRU + AR(2) experts"
+    assert set(mixture) == {"dashboard mixture", ar,
+                            "squared-error mixture (softmax + MI, per step)", "paper gate"}
     assert mixture["dashboard mixture"]["gate"] == {
         "gate_activation": "softmax", "gate_loss": "mutual_information",
-        "gate_input": "recurrent", "mixture_loss": "likelihood", "units": 2}
+        "gate_input": "recurrent", "mixture_loss": "likelihood", "units": 2, "expert_lags": 0}
+    assert mixture[ar]["gate"] == {**mixture["dashboard mixture"]["gate"], "expert_lags": 2}
     assert mixture["squared-error mixture (softmax + MI, per step)"]["gate"] == {
         "gate_activation": "softmax", "gate_loss": "mutual_information", "gate_input": "auto",
-        "mixture_loss": "mse", "units": 32}
+        "mixture_loss": "mse", "units": 32, "expert_lags": 0}
     assert mixture["paper gate"]["gate"] == {"gate_activation": "sigmoid", "gate_loss": "none",
                                              "gate_input": "auto", "mixture_loss": "mse",
-                                             "units": 32}
+                                             "units": 32, "expert_lags": 0}
     assert all(0 <= r["nmi"] <= 1 and r["epochs"] <= 3 and r["seed"] == 4
                for r in mixture.values())
     ceiling = {r["setting"]: r for r in rows if r["part"] == "ceiling"}

@@ -1,14 +1,15 @@
 """`kamoe bench routing`: how far a KAMoE's experts split the regimes, and how far any gate could.
 
 Part ``mixture``: a kamoe-gru (or kamoe-lstm) trained on ``regimes`` the way ``kamoe train``
-does, with the dashboard's mixture for this dataset (``kamoe.recipes.REGIMES_MIXTURE``: small
-experts trained by the mixture's likelihood, a gate that reads a GRU over the window), with the
-previous dashboard gate (``SQUARED_ERROR``: the registry's experts and squared error, a softmax
-gate with the mutual-information term, per step) and with the paper's gate (the registry's
-defaults), per seed: ``routing.nmi`` on the test
-split (the strongest expert at a window's last step against the regime of the value it
-predicts, as ``kamoe train --json`` reports it), the routing entropy, the test R^2, epochs and
-seconds.
+does, per seed, with four settings: the dashboard's mixture for this dataset
+(``kamoe.recipes.REGIMES_MIXTURE``: small GRU experts trained by the mixture's likelihood, a
+gate that reads a GRU over the window); the same with GRU + AR(2) experts (``AR_SKIP``: each
+expert's head also reads the window's last two values, ``expert_lags=2``); the squared-error
+mixture the dashboard used before (``SQUARED_ERROR``: the registry's experts, a softmax gate
+with the mutual-information term, per step); and the paper's gate (the registry's defaults).
+Each row gives ``routing.nmi`` on the test split (the strongest expert at a window's last step
+against the regime of the value it predicts, as ``kamoe train --json`` reports it), the routing
+entropy, the test R^2, epochs and seconds.
 
 Part ``ceiling``: the same gate networks trained *with the regime labels* (cross-entropy on the
 gate's softmax output, Adam, early stopping on the last 15 % of the training windows), then the
@@ -40,6 +41,8 @@ MODELS = ("kamoe-gru", "kamoe-lstm")
 CEILING_GATES = {"per-step gate (last value)": "last", "window gate (all values)": "flatten",
                  "recurrent gate (GRU over the window)": "recurrent"}
 DASHBOARD = "dashboard mixture"
+# The dashboard's mixture with GRU + AR(2) experts (heads that also read the last 2 values).
+AR_SKIP = "likelihood mixture, GRU + AR(2) experts"
 # The dashboard's gate before the likelihood mixture: the registry's experts, squared error.
 SQUARED_ERROR = "squared-error mixture (softmax + MI, per step)"
 PAPER = "paper gate"
@@ -72,8 +75,9 @@ def _parts(text: str) -> list[str]:
 
 def mixture_rows(model: str, seed: int, epochs: int | None, options: dict[str, Any]
                  ) -> list[dict[str, Any]]:
-    """The dashboard's mixture, the squared-error mixture it replaced (``SQUARED_ERROR``) and
-    the paper's gate, trained on regimes with one seed."""
+    """The dashboard's mixture, the same with GRU + AR(2) experts (``AR_SKIP``), the
+    squared-error mixture (``SQUARED_ERROR``) and the paper's gate, trained on regimes with
+    one seed."""
     import torch
 
     from kamoe import recipes
@@ -86,7 +90,8 @@ def mixture_rows(model: str, seed: int, epochs: int | None, options: dict[str, A
     overrides = {} if epochs is None else {"epochs": epochs}
     rows = []
     paper = default_config(model)
-    settings = {DASHBOARD: recipes.model_config(model, dataset),
+    dashboard = recipes.model_config(model, dataset)
+    settings = {DASHBOARD: dashboard, AR_SKIP: {**dashboard, "expert_lags": 2},
                 SQUARED_ERROR: {**paper, "gate_activation": "softmax",
                                 "gate_loss": "mutual_information"},
                 PAPER: paper}
@@ -99,7 +104,8 @@ def mixture_rows(model: str, seed: int, epochs: int | None, options: dict[str, A
         report = routing_report(net, dataset, "test")
         rows.append({"part": "mixture", "setting": setting, "seed": seed,
                      "gate": {k: config[k] for k in ("gate_activation", "gate_loss",
-                                                     "gate_input", "mixture_loss", "units")},
+                                                     "gate_input", "mixture_loss", "units",
+                                                     "expert_lags")},
                      "aux_weight": cfg.aux_weight if config["gate_loss"] != "none" else 0.0,
                      "nmi": report["nmi"], "entropy": report["entropy"],
                      "max_entropy": report["max_entropy"],
