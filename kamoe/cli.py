@@ -166,9 +166,7 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"{len(history.epochs)} epochs in {history.seconds:.2f} s ({history.stopped})")
         print(f"test: {metrics}")
         if history.starts:
-            losses = ", ".join(f"{s['best_val_loss']:.4g}" for s in history.starts)
-            print(f"kept start {history.kept_start} of {len(history.starts)} initialisations "
-                  f"(best validation loss of each: {losses})")
+            print(history.starts_text())
         if routing is not None:
             print(f"routing of the test {routing['group_by']}s: {routing['verdict']}")
         if args.save:

@@ -198,6 +198,15 @@ class History:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def starts_text(self) -> str:
+        """Which of several initialisations was kept, and each one's best validation loss
+        ("" after a single start)."""
+        if not self.starts:
+            return ""
+        losses = ", ".join(f"{s['best_val_loss']:.4g}" for s in self.starts)
+        return (f"kept start {self.kept_start} of {len(self.starts)} initialisations "
+                f"(best validation loss of each: {losses})")
+
     @staticmethod
     def from_dict(d: dict[str, Any]) -> History:
         return History(**d)

@@ -151,10 +151,9 @@ if run is not None and run.history is not None:
     cols[-2].metric("Epochs", len(h.epochs))
     cols[-1].metric("Seconds", f"{h.seconds:.2f}")
     if h.starts:
-        losses = ", ".join(f"{x['best_val_loss']:.4g}" for x in h.starts)
-        st.caption(f"Kept initialisation {h.kept_start} of {len(h.starts)}, the one with the "
-                   f"lowest validation loss (each one's best: {losses}); the curves below are "
-                   "its training.")
+        text = h.starts_text()
+        st.caption(f"{text[:1].upper()}{text[1:]}: the lowest is kept, and the curves below "
+                   "are its training.")
     if h.epochs:
         ui.plot(viz.loss_curves(h.epochs, h.train_loss, h.val_loss, theme=ui.theme()),
                 key="final_loss")

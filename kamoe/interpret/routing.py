@@ -556,17 +556,15 @@ class RoutingRecorder:
             self.samples[(epoch, path)] = sample_weights(s).astype(np.float32)
 
     def keep_start(self, start: int) -> None:
-        """Make start ``start``'s record (of a fit with several starts) the one reported."""
+        """Make start ``start``'s record (of a fit with several starts) the one reported;
+        the current one is set aside (a start not recorded yet begins empty)."""
         if start != self.start:
             self._starts[self.start] = (self.rows, self.samples)
-            self.rows, self.samples = self._starts.pop(start)
+            self.rows, self.samples = self._starts.pop(start, ([], {}))
             self.start = start
 
     def __call__(self, progress: Any) -> None:
-        start = getattr(progress, "start", 1)
-        if start != self.start:  # a new initialisation: set the last one's record aside
-            self._starts[self.start] = (self.rows, self.samples)
-            self.rows, self.samples, self.start = [], {}, start
+        self.keep_start(getattr(progress, "start", 1))  # a new initialisation starts afresh
         self.record(progress.model, progress.epoch)
         if self.then is not None:
             self.then(progress)
