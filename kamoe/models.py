@@ -16,7 +16,7 @@ from kamoe.errors import ModelError
 from kamoe.nn.fasterkan import FasterKAN, FasterKANLinear
 from kamoe.nn.gates import GRKAN, GRN, LinearGate, SlotRouter, TopKRouter
 from kamoe.nn.kan import KAN, KANLinear
-from kamoe.nn.moe import KAMoE, MLPKANMoE, RNNExpert, make_expert
+from kamoe.nn.moe import OWN_LIKELIHOOD, KAMoE, MLPKANMoE, RNNExpert, make_expert
 from kamoe.nn.transformer import MLPKANTransformer
 
 _KAN_LAYER = {"grid_size": 5, "spline_order": 3, "grid_range": [-1.0, 1.0],
@@ -124,9 +124,10 @@ class Model(nn.Module):
         return total
 
     def likelihood_mixture(self) -> KAMoE | None:
-        """The KAMoE trained by its own likelihood (mixture_loss="likelihood"), if any."""
+        """The KAMoE trained by its own likelihood (mixture_loss "likelihood" or
+        "switching"), if any."""
         return next((m for m in self.modules()
-                     if isinstance(m, KAMoE) and m.mixture_loss == "likelihood"), None)
+                     if isinstance(m, KAMoE) and m.mixture_loss in OWN_LIKELIHOOD), None)
 
     def task_loss(self, y: torch.Tensor) -> torch.Tensor | None:
         """The data loss of the last forward when a mixture defines its own (the negative
@@ -297,7 +298,7 @@ def _build_rnn(name, input_shape, output_dim, cfg):
     n_layers = _positive_int("layers", cfg["layers"])
     steps, d = input_shape
     # KAMoE refuses "likelihood" when its experts feed another layer (layers > 1)
-    likelihood = name != cell and cfg.get("mixture_loss", "mse") == "likelihood"
+    likelihood = name != cell and cfg.get("mixture_loss", "mse") in OWN_LIKELIHOOD
     layers: list[nn.Module] = []
     for i in range(n_layers):
         seq = i < n_layers - 1

@@ -430,7 +430,7 @@ def test_likelihood_mixture_needs_experts_that_predict_the_target():
         build("kamoe-gru", (6, 1), 1, mixture_loss="likelihood")  # 2 layers by default
     with pytest.raises(ModelError, match=r"unknown setting\(s\) \['mixture_loss'\]"):
         build("kamoe-mlp", (4,), 1, mixture_loss="likelihood")  # its mixtures are hidden layers
-    with pytest.raises(ModelError, match="mixture_loss must be one of mse, likelihood"):
+    with pytest.raises(ModelError, match="mixture_loss must be one of mse, likelihood, switch"):
         build("kamoe-gru", (6, 1), 1, mixture_loss="nll")
     with pytest.raises(ModelError, match="gate_units must be a whole number >= 1"):
         build("kamoe-gru", (6, 1), 1, gate_units=0)
@@ -467,7 +467,7 @@ def test_expert_lags_make_each_expert_an_autoregressive_model_beside_its_gru():
 
 
 def test_expert_lags_need_the_likelihood_heads_and_a_window_that_long():
-    with pytest.raises(ModelError, match="only mixture_loss='likelihood' has"):
+    with pytest.raises(ModelError, match="only mixture_loss='likelihood' or 'switching' has"):
         build("kamoe-gru", (6, 1), 1, expert_lags=2)  # the squared-error mixture has no heads
     with pytest.raises(ModelError, match="from 0 to the window's 6 steps, got 7"):
         build("kamoe-gru", (6, 1), 1, layers=1, mixture_loss="likelihood", expert_lags=7)
@@ -735,3 +735,91 @@ def test_module_device_reads_parameters_then_buffers():
     assert module_device(KANLinear(2, 1)) == torch.device("cpu")
     assert module_device(KANLinear(2, 1).to("meta")) == torch.device("meta")
     assert module_device(torch.nn.ReLU()) == torch.device("cpu")  # neither: the CPU
+
+
+def _switching_layer(steps: int = 6, lags: int = 0) -> KAMoE:
+    return KAMoE(lambda: make_expert("gru", 1, 2, return_sequences=False), 2, (steps, 1), 2,
+                 gate_activation="softmax", mixture_loss="switching", output_dim=1,
+                 expert_lags=lags)
+
+
+def test_switching_mixture_gate_is_the_forward_filter_of_the_experts_likelihoods():
+    """The weights are P(expert at the target | window) of a two-state hidden Markov model
+    whose emissions are the experts' predictions of each next value in the window, computed
+    here the textbook way (probabilities, one row at a time); the loss is -log P(window values
+    and target) per value counted."""
+    from kamoe.nn.moe import SWITCHING_BURN_IN as burn
+
+    torch.manual_seed(8)
+    layer = _switching_layer()
+    with torch.no_grad():
+        layer.stay_logit.fill_(1.2)
+        layer.log_scale.copy_(torch.tensor([[-0.5, 0.3]]))
+    x, y = torch.randn(5, 6, 1), torch.randn(5, 1)
+    out = layer(x)
+    alpha = layer.last_gate_weights
+    xt = x * layer.input_weight
+    pred = torch.stack([h(f.rnn(xt)[0])[..., 0] for f, h in
+                        zip(layer.experts, layer.heads, strict=True)], -1).detach().double()
+    sigma = layer.log_scale.exp()[0].double()
+    stay = torch.sigmoid(torch.tensor(1.2, dtype=torch.float64))
+    A = torch.tensor([[stay, 1 - stay], [1 - stay, stay]])
+    start = layer.gate_weights(xt).detach().double()  # the GRKAN reads the first step
+    assert layer.stay == pytest.approx(float(stay))
+
+    def density(v, mean):
+        return torch.exp(-0.5 * ((v - mean) / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
+
+    values = torch.cat([x[:, 1:, 0], y], 1).double()  # the value after each step
+    expected_loss = 0.0
+    for b in range(5):
+        f = start[b] * density(values[b, burn], pred[b, burn])
+        for t in range(burn + 1, 6):
+            f = (f @ A) * (density(values[b, t], pred[b, t]) if t < 5 else 1.0)
+        assert torch.allclose(alpha[b].double(), f / f.sum(), atol=1e-5)
+        expected_loss -= float(torch.log((f * density(values[b, 5], pred[b, 5])).sum()))
+    assert torch.allclose(out, (pred[:, -1] * alpha.double()).sum(-1, keepdim=True).float(),
+                          atol=1e-5)
+    assert float(layer.negative_log_likelihood(y)) == pytest.approx(
+        expected_loss / 5 / (6 - burn), rel=1e-4)
+
+
+def test_switching_mixture_routes_by_the_windows_run_of_steps():
+    """Two AR(1) experts (GRU part of the head off): x' = 0.9 x and x' = -0.9 x. A window that
+    decays smoothly goes to the first, one that flips sign at every step to the second, though
+    both end on the same last value: each as sure as the chance of staying allows (the filter
+    knows the expert of the last step, and the target's step may switch)."""
+    layer = _switching_layer(steps=8, lags=1)
+    assert [h.in_features for h in layer.heads] == [3, 3]
+    with torch.no_grad():
+        for head, phi in zip(layer.heads, (0.9, -0.9), strict=True):
+            head.weight.copy_(torch.tensor([[0.0, 0.0, phi]]))
+            head.bias.zero_()
+    decay = torch.tensor([0.9 ** (7 - t) for t in range(8)])
+    flip = torch.tensor([(-0.9) ** (7 - t) for t in range(8)])
+    layer(torch.stack([decay, flip])[:, :, None])
+    w = layer.last_gate_weights
+    assert float(w[0, 0]) == pytest.approx(layer.stay, abs=1e-3) and layer.stay > 0.85
+    assert float(w[1, 1]) == pytest.approx(layer.stay, abs=1e-3)
+    assert "3 GRU experts switching like a hidden Markov model" in next(iter(gate_names(
+        build("kamoe-gru", (6, 1), 1, layers=1, mixture_loss="switching")).values()))
+
+
+def test_switching_mixture_needs_one_series_a_long_enough_window_and_its_own_gate():
+    with pytest.raises(ModelError, match="one series whose next value is the target"):
+        build("kamoe-gru", (6, 2), 1, layers=1, mixture_loss="switching")
+    with pytest.raises(ModelError, match="one series whose next value is the target"):
+        build("kamoe-gru", (6, 1), 2, layers=1, mixture_loss="switching")
+    with pytest.raises(ModelError, match="windows of at least 4 steps, got 3"):
+        build("kamoe-gru", (3, 1), 1, layers=1, mixture_loss="switching")
+    with pytest.raises(ModelError, match="leave gate_input at 'auto', got 'recurrent'"):
+        build("kamoe-gru", (6, 1), 1, layers=1, mixture_loss="switching",
+              gate_input="recurrent")
+    with pytest.raises(ModelError, match="layers=1"):
+        build("kamoe-gru", (6, 1), 1, mixture_loss="switching")  # 2 layers by default
+    with pytest.raises(ModelError, match="needs recurrent experts"):
+        KAMoE(lambda: make_expert("mlp", 6, 2), 2, (6,), 2, mixture_loss="switching",
+              output_dim=1)
+    net = build("kamoe-lstm", (6, 1), 1, layers=1, mixture_loss="switching")
+    assert net(torch.randn(3, 6, 1)).shape == (3, 1)
+    assert net.task_loss(torch.zeros(3, 1)).dim() == 0

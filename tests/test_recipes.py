@@ -31,6 +31,8 @@ def test_setting_choices_come_from_the_modules_and_every_choice_builds():
         # the experts of a likelihood mixture predict the target: one recurrent layer
         extra = {"layers": 1} if key == "mixture_loss" else {}
         for choice in choices:
+            # a switching mixture models one series whose next value is the target
+            shape = (6, 1) if choice == "switching" else shape
             build(name, shape, 1, **{key: choice}, **extra)  # ModelError if a choice is invalid
     for tokenizer, shape in (("auto", (4,)), ("tabular", (4,)), ("sequence", (6, 2)),
                              ("image", (4, 4))):

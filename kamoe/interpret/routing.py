@@ -174,7 +174,8 @@ Routing = GateWeights | RouterStats
 # switch), so their mean mixes decisions made for other groups. "mean" averages every step.
 # How a gate's name says what it reads, where that is not simply each step's input.
 # What a gate's name adds for the way its mixture is trained (nothing for the paper's).
-MIXTURE_LOSS_NAMES = {"likelihood": " competing by likelihood"}
+MIXTURE_LOSS_NAMES = {"likelihood": " competing by likelihood",
+                      "switching": " switching like a hidden Markov model (filter over the window)"}
 GATE_INPUT_NAMES = {"last": "reads the last step", "flatten": "reads the whole window",
                     "recurrent": "reads a GRU over the steps so far"}
 GROUP_STEP = "last"

@@ -24,6 +24,18 @@ rewards no split (the training loop uses it through ``Model.task_loss``);
 window's last p input steps linearly, beside the recurrent state: an autoregressive skip (the
 "highway" of LSTNet, Lai et al. 2018), so an expert can be an exact AR(p) model plus whatever its
 GRU adds.
+``mixture_loss="switching"`` (recurrent experts on a window of one series whose next value is the
+target) makes the mixture a Markov-switching model, as in a hidden Markov model of regimes
+(Hamilton 1989; an input-output HMM, Bengio & Frasconi 1995): every expert predicts each next
+value inside the window as well as the target, each with its own noise scale; the gate's weights
+are the forward filter's probability of each expert at the target given the window, from the
+experts' likelihoods of the window's own values and a learned chance ``stay`` that the expert of
+one step is the expert of the next (the GRKAN gate, reading the window's first step, gives the
+filter's starting probabilities); training maximises the likelihood of the window's values and
+the target under that model, which credits each step to the expert that explains its run of
+steps, not just one step. The window's values are read as they enter the layer and the target
+as given, so both should be on one scale (`regimes` standardises them by the same series:
+offsets differ by 0.006 of a standard deviation).
 
 MLP-KAN: N experts, half MLPs (GELU) and half FasterKANs, routed per token either top-k
 (linear router, softmax, keep k, renormalise: the paper's code) or with Soft-MoE slots (the
@@ -99,8 +111,13 @@ GATE_LOSSES = ("none", "mutual_information")
 GATE_INPUTS = ("auto", "per_step", "last", "flatten", "recurrent")
 # How a mixture is trained: the squared error of its mixed output (the paper's), or the
 # likelihood of a mixture whose experts each predict the target with their own noise scale.
-MIXTURE_LOSSES = ("mse", "likelihood")
+MIXTURE_LOSSES = ("mse", "likelihood", "switching")
+OWN_LIKELIHOOD = ("likelihood", "switching")  # mixtures trained by their own likelihood
 INITIAL_LOG_SCALE = -1.0  # log of each expert's starting noise scale (targets are standardised)
+# "switching": the first steps of a window, where a recurrent expert has read too little to
+# predict, are left out of the likelihood; the chance of keeping the expert starts at 0.88.
+SWITCHING_BURN_IN = 2
+INITIAL_STAY_LOGIT = 2.0
 
 
 class KAMoE(nn.Module):
@@ -157,10 +174,10 @@ class KAMoE(nn.Module):
                              f"steps, got {expert_lags!r}" if steps else
                              f"expert_lags needs sequence input (rows of steps); got "
                              f"{expert_lags!r} for rows of shape {tuple(input_shape)}")
-        if expert_lags and mixture_loss != "likelihood":
+        if expert_lags and mixture_loss not in OWN_LIKELIHOOD:
             raise ModelError(f"expert_lags={expert_lags} feeds the last steps to each expert's "
-                             "own output head, which only mixture_loss='likelihood' has; set "
-                             "mixture_loss='likelihood' (and layers=1) or expert_lags=0")
+                             "own output head, which only mixture_loss='likelihood' or "
+                             "'switching' has; set one of them (and layers=1) or expert_lags=0")
         self.expert_lags = expert_lags
         self.gate_units = gate_units
         self.mixture_loss = mixture_loss
@@ -182,7 +199,11 @@ class KAMoE(nn.Module):
         # "likelihood": each expert predicts the target itself, with its own noise scale.
         self.heads: nn.ModuleList | None = None
         self.log_scale: nn.Parameter | None = None
-        if mixture_loss == "likelihood":
+        self.stay_logit: nn.Parameter | None = None
+        if mixture_loss == "switching":
+            self._check_switching(first, steps, output_dim, gate_input)
+            self.stay_logit = nn.Parameter(torch.tensor(INITIAL_STAY_LOGIT))
+        if mixture_loss in OWN_LIKELIHOOD:
             if output_dim is None or self.sequence_experts:
                 raise ModelError("mixture_loss='likelihood' needs experts that return one "
                                  "vector per row and the number of targets (output_dim); for "
@@ -205,6 +226,31 @@ class KAMoE(nn.Module):
                                 **gate_kwargs)
         self.last_gate_weights: torch.Tensor | None = None
 
+    def _check_switching(self, first: nn.Module, steps: int, output_dim: int | None,
+                         gate_input: str) -> None:
+        """ModelError unless a switching mixture fits: recurrent experts on a window of one
+        series, one target (its next value), enough steps, the gate's input left to it."""
+        if not isinstance(first, RNNExpert) or steps == 0:
+            raise ModelError("mixture_loss='switching' needs recurrent experts (kamoe-gru, "
+                             "kamoe-lstm) on a sequential dataset")
+        if self.input_shape[-1] != 1 or output_dim != 1:
+            raise ModelError("mixture_loss='switching' models one series whose next value is "
+                             f"the target; this data has {self.input_shape[-1]} input "
+                             f"feature(s) and {output_dim} target(s). Use "
+                             "mixture_loss='likelihood' for it.")
+        if steps < SWITCHING_BURN_IN + 2:
+            raise ModelError(f"mixture_loss='switching' needs windows of at least "
+                             f"{SWITCHING_BURN_IN + 2} steps, got {steps}; use e.g. window=24")
+        if gate_input != "auto":
+            raise ModelError("with mixture_loss='switching' the gate reads the window's first "
+                             "step (the filter's starting probabilities) and the filter reads "
+                             f"the rest; leave gate_input at 'auto', got {gate_input!r}")
+
+    @property
+    def stay(self) -> float | None:
+        """A switching mixture's learned chance that one step's expert is the next step's."""
+        return None if self.stay_logit is None else float(torch.sigmoid(self.stay_logit.detach()))
+
     def _resolve_gate_input(self, mode: str) -> str:
         """Reference rules: per step if the expert keeps the time axis, else last step/flatten."""
         if mode not in GATE_INPUTS + ("tabular",):
@@ -213,6 +259,8 @@ class KAMoE(nn.Module):
             )
         if len(self.input_shape) == 1:
             return "tabular"
+        if self.mixture_loss == "switching":
+            return "first"
         if mode != "auto":
             return mode
         if isinstance(self.experts[0], RNNExpert):
@@ -223,6 +271,8 @@ class KAMoE(nn.Module):
         """alpha, shape (B, E) or (B, T, E) for per-step gating."""
         if self.gate_input == "last":
             h = x_tilde[:, -1, :]
+        elif self.gate_input == "first":
+            h = x_tilde[:, 0, :]
         elif self.gate_input == "flatten":
             h = x_tilde.reshape(x_tilde.size(0), -1)
         elif self.gate_input == "recurrent":
@@ -240,6 +290,8 @@ class KAMoE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_tilde = x * self.input_weight
+        if self.mixture_loss == "switching":
+            return self._forward_switching(x, x_tilde)
         if self.heads is None:
             outputs = torch.stack([f(x_tilde) for f in self.experts], dim=-1)  # (..., units, E)
         else:  # each expert's own prediction of the targets: (B, n_targets, E)
@@ -255,18 +307,64 @@ class KAMoE(nn.Module):
             alpha = alpha.unsqueeze(-2)
         return (outputs * alpha).sum(-1)
 
+    def _step_predictions(self, x_tilde: torch.Tensor) -> torch.Tensor:
+        """Each expert's prediction of the next value after every step, (B, T, E)."""
+        lags = []
+        if self.expert_lags:  # the last p steps up to each step, oldest first
+            p = self.expert_lags
+            padded = nn.functional.pad(x_tilde.transpose(1, 2), (p - 1, 0))  # (B, d, T+p-1)
+            lags = [padded.unfold(2, p, 1).permute(0, 2, 3, 1).flatten(2)]  # (B, T, p*d)
+        return torch.stack([h(torch.cat([f.rnn(x_tilde)[0], *lags], -1))[..., 0]
+                            for f, h in zip(self.experts, self.heads, strict=True)], -1)
+
+    def _forward_switching(self, x: torch.Tensor, x_tilde: torch.Tensor) -> torch.Tensor:
+        """The forward filter over the window: weights = P(expert at the target | window)."""
+        pred = self._step_predictions(x_tilde)
+        log_n = _log_normal(x[:, 1:, :1], pred[:, :-1], self.log_scale)  # (B, T-1, E)
+        log_stay = nn.functional.logsigmoid(self.stay_logit)
+        log_move = nn.functional.logsigmoid(-self.stay_logit) - math.log(
+            max(self.n_experts - 1, 1))
+        eye = torch.eye(self.n_experts, dtype=torch.bool, device=x.device)
+        log_a = torch.where(eye, log_stay, log_move) if self.n_experts > 1 else log_stay.view(
+            1, 1)
+        start = self.gate_weights(x_tilde)
+        log_f = torch.log(_normalised(start).clamp_min(1e-12)) + log_n[:, SWITCHING_BURN_IN]
+        for t in range(SWITCHING_BURN_IN + 1, log_n.size(1) + 1):
+            log_f = torch.logsumexp(log_f.unsqueeze(-1) + log_a, 1)  # predict step t's expert
+            if t < log_n.size(1):
+                log_f = log_f + log_n[:, t]
+        alpha = torch.softmax(log_f, -1)  # log_f: log P(window, expert at the target)
+        self.last_gate_weights = alpha.detach()
+        if self.gate_loss == "mutual_information" and self.training:
+            self.aux_loss = routing_information_loss(alpha)
+        outputs = pred[:, -1:, :]  # (B, 1, E): each expert's prediction of the target
+        self._for_loss = (outputs, log_f)
+        return (outputs * alpha.unsqueeze(-2)).sum(-1)
+
     def negative_log_likelihood(self, y: torch.Tensor) -> torch.Tensor:
-        """-mean_rows log sum_e alpha_e N(y; yhat_e, sigma_e^2) of the last forward (targets
-        summed), for mixture_loss="likelihood"; alpha is normalised to sum to 1 per row."""
+        """The data loss of the last forward, for mixtures trained by their own likelihood.
+
+        "likelihood": -mean_rows log sum_e alpha_e N(y; yhat_e, sigma_e^2) (targets summed),
+        alpha normalised to sum to 1 per row. "switching": -mean_rows log P(the window's
+        values and the target), divided by the number of values it counts, so that it reads
+        per value as the other does.
+        """
         if self._for_loss is None:
-            raise ModelError("negative_log_likelihood needs mixture_loss='likelihood' and a "
-                             "forward pass first")
-        outputs, alpha = self._for_loss
-        p = _normalised(alpha)
-        log_s = self.log_scale  # (n_targets, E)
-        z = (y.unsqueeze(-1) - outputs) / torch.exp(log_s)
-        log_n = (-0.5 * z ** 2 - log_s - 0.5 * math.log(2 * math.pi)).sum(-2)  # (B, E)
+            raise ModelError("negative_log_likelihood needs mixture_loss='likelihood' or "
+                             "'switching' and a forward pass first")
+        outputs, weights = self._for_loss
+        log_n = _log_normal(y.unsqueeze(-1), outputs, self.log_scale).sum(-2)  # (B, E)
+        if self.mixture_loss == "switching":
+            values = self.input_shape[0] - SWITCHING_BURN_IN
+            return -torch.logsumexp(weights + log_n, -1).mean() / values
+        p = _normalised(weights)
         return -torch.logsumexp(torch.log(p.clamp_min(1e-12)) + log_n, -1).mean()
+
+
+def _log_normal(value: torch.Tensor, mean: torch.Tensor, log_s: torch.Tensor) -> torch.Tensor:
+    """log N(value; mean, exp(log_s)^2), broadcast over the last (expert) axis."""
+    z = (value - mean) / torch.exp(log_s)
+    return -0.5 * z ** 2 - log_s - 0.5 * math.log(2 * math.pi)
 
 
 def _normalised(alpha: torch.Tensor) -> torch.Tensor:
