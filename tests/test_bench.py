@@ -432,13 +432,16 @@ def test_routing_bench_reports_mixtures_and_label_trained_ceilings(capsys):
                  "--json", "--data-option", "n=1500"]) == 0
     rows = json.loads(capsys.readouterr().out)["rows"]
     mixture = {r["setting"]: r for r in rows if r["part"] == "mixture"}
-    ar = "likelihood mixture, GRU + AR(2) experts"
-    assert set(mixture) == {"dashboard mixture", ar,
+    ar, likelihood = "likelihood mixture, GRU + AR(2) experts", "likelihood mixture (GRU-read gate)"
+    assert set(mixture) == {"dashboard mixture", likelihood, ar,
                             "squared-error mixture (softmax + MI, per step)", "paper gate"}
     assert mixture["dashboard mixture"]["gate"] == {
+        "gate_activation": "softmax", "gate_loss": "none",
+        "gate_input": "auto", "mixture_loss": "switching", "units": 2, "expert_lags": 0}
+    assert mixture[likelihood]["gate"] == {
         "gate_activation": "softmax", "gate_loss": "mutual_information",
         "gate_input": "recurrent", "mixture_loss": "likelihood", "units": 2, "expert_lags": 0}
-    assert mixture[ar]["gate"] == {**mixture["dashboard mixture"]["gate"], "expert_lags": 2}
+    assert mixture[ar]["gate"] == {**mixture[likelihood]["gate"], "expert_lags": 2}
     assert mixture["squared-error mixture (softmax + MI, per step)"]["gate"] == {
         "gate_activation": "softmax", "gate_loss": "mutual_information", "gate_input": "auto",
         "mixture_loss": "mse", "units": 32, "expert_lags": 0}
@@ -454,5 +457,7 @@ def test_routing_bench_reports_mixtures_and_label_trained_ceilings(capsys):
     assert ceiling["window gate (all values)"]["nmi"] > 0.1
     assert main(["bench", "routing", "--parts", "mixture,nope"]) == 2
     assert "--parts takes" in capsys.readouterr().err
+    assert main(["bench", "routing", "--settings", "dashboard,best"]) == 2
+    assert "--settings takes dashboard, likelihood" in capsys.readouterr().err
     assert main(["bench", "routing", "--first-seed", "-1"]) == 2
     assert "--first-seed must be >= 0" in capsys.readouterr().err

@@ -1,12 +1,15 @@
 """`kamoe bench routing`: how far a KAMoE's experts split the regimes, and how far any gate could.
 
 Part ``mixture``: a kamoe-gru (or kamoe-lstm) trained on ``regimes`` the way ``kamoe train``
-does, per seed, with four settings: the dashboard's mixture for this dataset
-(``kamoe.recipes.REGIMES_MIXTURE``: small GRU experts trained by the mixture's likelihood, a
-gate that reads a GRU over the window); the same with GRU + AR(2) experts (``AR_SKIP``: each
-expert's head also reads the window's last two values, ``expert_lags=2``); the squared-error
-mixture the dashboard used before (``SQUARED_ERROR``: the registry's experts, a softmax gate
-with the mutual-information term, per step); and the paper's gate (the registry's defaults).
+does, per seed, with up to five settings (``--settings``): the dashboard's mixture for this
+dataset (``kamoe.recipes.REGIMES_MIXTURE``: small GRU experts in a Markov-switching mixture,
+whose gate filters the experts' likelihoods over the window); the likelihood mixture the
+dashboard used before it (``LIKELIHOOD``: the same experts competing for the target alone, a
+gate that reads a GRU over the window, the mutual-information term); that with GRU + AR(2)
+experts (``AR_SKIP``: each expert's head also reads the window's last two values,
+``expert_lags=2``); the squared-error mixture used before that (``SQUARED_ERROR``: the
+registry's experts, a softmax gate with the mutual-information term, per step); and the
+paper's gate (the registry's defaults).
 Each row gives ``routing.nmi`` on the test split (the strongest expert at a window's last step
 against the regime of the value it predicts, as ``kamoe train --json`` reports it), the routing
 entropy, the test R^2, epochs and seconds.
@@ -41,12 +44,17 @@ MODELS = ("kamoe-gru", "kamoe-lstm")
 CEILING_GATES = {"per-step gate (last value)": "last", "window gate (all values)": "flatten",
                  "recurrent gate (GRU over the window)": "recurrent"}
 DASHBOARD = "dashboard mixture"
-# The dashboard's mixture with GRU + AR(2) experts (heads that also read the last 2 values).
+# The dashboard's mixture before the switching one: experts competing for the target alone.
+LIKELIHOOD = "likelihood mixture (GRU-read gate)"
+# That mixture with GRU + AR(2) experts (heads that also read the last 2 values).
 AR_SKIP = "likelihood mixture, GRU + AR(2) experts"
 # The dashboard's gate before the likelihood mixture: the registry's experts, squared error.
 SQUARED_ERROR = "squared-error mixture (softmax + MI, per step)"
 PAPER = "paper gate"
 TREES = "gradient-boosted trees (values + differences)"
+# --settings: a short name for each mixture setting, in the order they are trained.
+SETTINGS = {"dashboard": DASHBOARD, "likelihood": LIKELIHOOD, "ar": AR_SKIP,
+            "squared": SQUARED_ERROR, "paper": PAPER}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how many seeds, from --first-seed on (default 3)")
     parser.add_argument("--first-seed", type=int, default=0,
                         help="the first seed (default 0; e.g. 3 for seeds kept aside)")
+    parser.add_argument("--settings", default=",".join(SETTINGS),
+                        help=f"part mixture: comma-separated, of {', '.join(SETTINGS)} "
+                             "(default: all)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="at most this many epochs for every training (default: the "
                              "recipe's for the mixtures, 200 for the label-trained gates)")
@@ -65,19 +76,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
-def _parts(text: str) -> list[str]:
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    bad = [p for p in parts if p not in PARTS]
-    if bad or not parts:
-        raise UserError(f"--parts takes {', '.join(PARTS)} (comma-separated); got {text!r}")
-    return parts
+def _choices(text: str, option: str, allowed: Any) -> list[str]:
+    chosen = [p.strip() for p in text.split(",") if p.strip()]
+    if not chosen or any(p not in allowed for p in chosen):
+        raise UserError(f"{option} takes {', '.join(allowed)} (comma-separated); got {text!r}")
+    return chosen
 
 
-def mixture_rows(model: str, seed: int, epochs: int | None, options: dict[str, Any]
-                 ) -> list[dict[str, Any]]:
-    """The dashboard's mixture, the same with GRU + AR(2) experts (``AR_SKIP``), the
-    squared-error mixture (``SQUARED_ERROR``) and the paper's gate, trained on regimes with
-    one seed."""
+def mixture_rows(model: str, seed: int, epochs: int | None, options: dict[str, Any],
+                 settings: list[str] | None = None) -> list[dict[str, Any]]:
+    """The mixture settings named in ``settings`` (keys of :data:`SETTINGS`; default all),
+    trained on regimes with one seed."""
     import torch
 
     from kamoe import recipes
@@ -91,11 +100,15 @@ def mixture_rows(model: str, seed: int, epochs: int | None, options: dict[str, A
     rows = []
     paper = default_config(model)
     dashboard = recipes.model_config(model, dataset)
-    settings = {DASHBOARD: dashboard, AR_SKIP: {**dashboard, "expert_lags": 2},
-                SQUARED_ERROR: {**paper, "gate_activation": "softmax",
-                                "gate_loss": "mutual_information"},
-                PAPER: paper}
-    for setting, config in settings.items():
+    likelihood = {**dashboard, "mixture_loss": "likelihood", "gate_units": 16,
+                  "gate_input": "recurrent", "gate_loss": "mutual_information"}
+    configs = {DASHBOARD: dashboard, LIKELIHOOD: likelihood,
+               AR_SKIP: {**likelihood, "expert_lags": 2},
+               SQUARED_ERROR: {**paper, "gate_activation": "softmax",
+                               "gate_loss": "mutual_information"},
+               PAPER: paper}
+    for key in settings or SETTINGS:
+        setting, config = SETTINGS[key], configs[SETTINGS[key]]
         torch.manual_seed(seed)
         net = build(model, dataset.X_train.shape[1:], dataset.y_train.shape[1], **config)
         cfg = recipes.training_config(model, dataset, seed=seed, **overrides)
@@ -223,7 +236,8 @@ def table(rows: list[dict[str, Any]]) -> str:
 def run(args: argparse.Namespace) -> int:
     from kamoe.cli import data_options
 
-    parts = _parts(args.parts)
+    parts = _choices(args.parts, "--parts", PARTS)
+    settings = _choices(args.settings, "--settings", SETTINGS)
     if args.seeds < 1:
         raise UserError(f"--seeds must be >= 1, got {args.seeds}")
     if args.first_seed < 0:
@@ -234,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         if "mixture" in parts:
-            rows += mixture_rows(args.model, seed, args.epochs, options)
+            rows += mixture_rows(args.model, seed, args.epochs, options, settings)
         if "ceiling" in parts:
             rows += ceiling_rows(seed, args.epochs, options)
     if args.json:
