@@ -761,7 +761,7 @@ def test_switching_mixture_gate_is_the_forward_filter_of_the_experts_likelihoods
     xt = x * layer.input_weight
     pred = torch.stack([h(f.rnn(xt)[0])[..., 0] for f, h in
                         zip(layer.experts, layer.heads, strict=True)], -1).detach().double()
-    sigma = layer.log_scale.exp()[0].double()
+    sigma = layer.log_scale.detach().exp()[0].double()
     stay = torch.sigmoid(torch.tensor(1.2, dtype=torch.float64))
     A = torch.tensor([[stay, 1 - stay], [1 - stay, stay]])
     start = layer.gate_weights(xt).detach().double()  # the GRKAN reads the first step
