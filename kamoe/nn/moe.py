@@ -325,8 +325,7 @@ class KAMoE(nn.Module):
         log_move = nn.functional.logsigmoid(-self.stay_logit) - math.log(
             max(self.n_experts - 1, 1))
         eye = torch.eye(self.n_experts, dtype=torch.bool, device=x.device)
-        log_a = torch.where(eye, log_stay, log_move) if self.n_experts > 1 else log_stay.view(
-            1, 1)
+        log_a = torch.where(eye, log_stay, log_move)  # one expert: the diagonal alone
         start = self.gate_weights(x_tilde)
         log_f = torch.log(_normalised(start).clamp_min(1e-12)) + log_n[:, SWITCHING_BURN_IN]
         for t in range(SWITCHING_BURN_IN + 1, log_n.size(1) + 1):
